@@ -1,0 +1,59 @@
+{#- Every configurable value of the package, read from flat `phasegate__*` vars with the
+    defaults below. Models and macros call these getters, never var() directly, so that a
+    default is defined exactly once. -#}
+
+{% macro default_event_types() %}
+  {% do return([
+    'page_view', 'app_open', 'email_sent', 'email_open', 'email_click', 'sms_sent',
+    'sms_click', 'push_open', 'add_to_cart', 'checkout', 'order'
+  ]) %}
+{% endmacro %}
+
+{% macro event_types() %}
+  {% do return(var('phasegate__event_types', phasegate.default_event_types())) %}
+{% endmacro %}
+
+{#- Sends the customer did not initiate: they do not count as the customer being "seen". -#}
+{% macro outbound_event_types() %}
+  {% do return(var('phasegate__outbound_event_types', ['email_sent', 'sms_sent'])) %}
+{% endmacro %}
+
+{% macro order_event_type() %}
+  {% do return(var('phasegate__order_event_type', 'order')) %}
+{% endmacro %}
+
+{% macro consent_channels() %}
+  {% do return(var('phasegate__consent_channels', ['email', 'sms', 'push', 'ads'])) %}
+{% endmacro %}
+
+{#- Days before the watermark that every incremental run recomputes, for late events. -#}
+{% macro lookback_days() %}
+  {% do return(var('phasegate__lookback_days', 3) | int) %}
+{% endmacro %}
+
+{#- An event whose occurred_at is later than received_at by more than this is a clock error. -#}
+{% macro clock_skew_minutes() %}
+  {% do return(var('phasegate__clock_skew_minutes', 60) | int) %}
+{% endmacro %}
+
+{% macro default_journeys() %}
+  {% do return({
+    'lifecycle': {
+      'default_phase': 'prospect',
+      'min_dwell_days': 3,
+      'phases': [
+        {'name': 'onboarding', 'when': 'days_since_signup <= 30 and orders_lifetime = 0'},
+        {'name': 'active', 'when': 'days_since_last_order <= 60'},
+        {'name': 'at_risk', 'when': 'days_since_last_order between 61 and 120',
+         'from': ['active', 'win_back']},
+        {'name': 'lapsed', 'when': 'days_since_last_order > 120'},
+        {'name': 'win_back', 'when': 'orders_last_30d > 0', 'from': ['lapsed'],
+         'min_dwell_days': 30}
+      ]
+    }
+  }) %}
+{% endmacro %}
+
+{% macro journeys() %}
+  {% do return(var('phasegate__journeys', phasegate.default_journeys())) %}
+{% endmacro %}

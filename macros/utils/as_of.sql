@@ -1,0 +1,27 @@
+{#- The evaluation date. Everything point-in-time (signals, phases, backfills) is computed
+    "as of" the end of this UTC day. Set `phasegate__as_of: 'YYYY-MM-DD'` to evaluate a past
+    date; unset means today (UTC). -#}
+{% macro as_of_date() %}
+  {% set raw = var('phasegate__as_of', none) %}
+  {% if raw is none or raw == '' %}
+    {% do return(modules.datetime.datetime.utcnow().date()) %}
+  {% endif %}
+  {% if raw is string %}
+    {% do return(modules.datetime.date.fromisoformat(raw[:10])) %}
+  {% endif %}
+  {% do return(raw) %}
+{% endmacro %}
+
+{% macro date_literal(d) %}
+  {%- do return("cast('" ~ d.isoformat() ~ "' as date)") -%}
+{% endmacro %}
+
+{% macro days_before(d, n) %}
+  {%- do return(d - modules.datetime.timedelta(days=n | int)) -%}
+{% endmacro %}
+
+{#- A timestamp literal for the first instant after the as-of day, for half-open bounds. -#}
+{% macro end_of_day_literal(d) %}
+  {%- set next_day = d + modules.datetime.timedelta(days=1) -%}
+  {%- do return("cast('" ~ next_day.isoformat() ~ " 00:00:00' as " ~ dbt.type_timestamp() ~ ")") -%}
+{% endmacro %}

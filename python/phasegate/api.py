@@ -1,0 +1,172 @@
+"""The Python API the CLI (and schedulers such as Airflow or Dagster) call:
+load -> build -> check -> sync, and the demo that strings them together."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+from phasegate.checks import CheckResult, run_checks
+from phasegate.config import PhasegateConfig
+from phasegate.dbt_runner import DbtInvocation, run_dbt
+from phasegate.errors import BlockedError, ConfigError
+from phasegate.ledger import Ledger
+from phasegate.sync import SyncSummary, new_run_id, run_sync
+from phasegate.warehouse import Warehouse, connect, qualified
+
+log = logging.getLogger(__name__)
+
+SOURCE_TABLES = ("customers", "identities", "events", "consents")
+
+
+def _source_schema(project_dir: Path) -> str:
+    import yaml
+
+    proj = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
+    scoped = (proj.get("vars") or {}).get("phasegate") or {}
+    return scoped.get("phasegate__source_schema", "phasegate_raw")
+
+
+def load_sources(cfg: PhasegateConfig, data_dir: Path, schema: str | None = None) -> dict[str, int]:
+    """Load the source-contract Parquet files into the warehouse's source schema."""
+    project_dir = Path(cfg.project_dir)
+    schema = schema or _source_schema(project_dir)
+    missing = [t for t in SOURCE_TABLES if not (data_dir / f"{t}.parquet").exists()]
+    if missing:
+        raise ConfigError(f"{data_dir} lacks {', '.join(m + '.parquet' for m in missing)}; "
+                          "generate data with `phasegate generate` or point --data at the files")
+    wh = connect(project_dir, cfg.target)
+    try:
+        return {t: wh.load_parquet(schema, t, data_dir / f"{t}.parquet") for t in SOURCE_TABLES}
+    finally:
+        wh.close()
+
+
+def build(cfg: PhasegateConfig, as_of: date | None = None, full_refresh: bool = False,
+          select: str | None = None) -> DbtInvocation:
+    args = ["build"]
+    if full_refresh:
+        args.append("--full-refresh")
+    if select:
+        args += ["--select", select]
+    return run_dbt(args, Path(cfg.project_dir), cfg.target, _vars(as_of))
+
+
+def _vars(as_of: date | None) -> dict | None:
+    return {"phasegate__as_of": as_of.isoformat()} if as_of else None
+
+
+def backfill(cfg: PhasegateConfig, start: date, end: date, progress: bool = True) -> int:
+    """Evaluate every date from start to end in order (a state machine depends on the day
+    before), then build everything as of `end`. Re-running a range rebuilds the same history:
+    evaluating a date first removes the transitions on and after it."""
+    if end < start:
+        raise ConfigError(f"--end {end} is before --start {start}")
+    from rich.progress import Progress
+
+    project_dir = Path(cfg.project_dir)
+    days = (end - start).days
+    run_dbt(["run", "--select", "+int_customer_days_aggregated"], project_dir, cfg.target, _vars(end))
+    with Progress(disable=not progress) as bar:
+        task = bar.add_task("backfill", total=days)
+        for i in range(days):
+            d = start + timedelta(days=i)
+            run_dbt(["run", "--select", "phasegate__customer_signals phasegate__phase_transitions"],
+                    project_dir, cfg.target, _vars(d))
+            bar.advance(task)
+    build(cfg, end)
+    return days + 1
+
+
+@dataclass
+class ActivationReport:
+    run_id: str
+    checks: list[CheckResult]
+    syncs: list[SyncSummary] = field(default_factory=list)
+    blocked: bool = False
+    forced: bool = False
+
+
+def _latest_as_of(wh: Warehouse) -> date:
+    rows = wh.query(f"select max(as_of_date) from {qualified(wh.schema, 'phasegate__phase_membership')}")
+    if not rows or rows[0][0] is None:
+        raise ConfigError("phase membership is empty; run `phasegate build` first")
+    return rows[0][0]
+
+
+def _invocation_id(project_dir: Path) -> str | None:
+    path = project_dir / "target" / "run_results.json"
+    if path.exists():
+        return json.loads(path.read_text()).get("metadata", {}).get("invocation_id")
+    return None
+
+
+def check(cfg: PhasegateConfig, run_id: str | None = None) -> tuple[list[CheckResult], str]:
+    run_id = run_id or new_run_id("check")
+    wh = connect(Path(cfg.project_dir), cfg.target)
+    try:
+        results = run_checks(cfg, wh)
+        ledger = Ledger(wh, cfg.ops_schema)
+        ledger.ensure()
+        ledger.record_checks(run_id, results, _invocation_id(Path(cfg.project_dir)), cfg.config_hash())
+    finally:
+        wh.close()
+    return results, run_id
+
+
+def activate(cfg: PhasegateConfig, sync_names: list[str] | None = None, dry_run: bool = False,
+             force: bool = False, reason: str | None = None, progress: bool = True) -> ActivationReport:
+    """Run the checks, then every selected sync; if a check fails nothing is sent."""
+    if force and not (reason and reason.strip()):
+        raise ConfigError("--force needs --reason \"why this override is safe\"; it is recorded")
+    syncs = [cfg.sync(n) for n in sync_names] if sync_names else list(cfg.syncs)
+    if not syncs:
+        raise ConfigError("no syncs configured; add a `syncs:` entry to phasegate.yml")
+    run_id = new_run_id("sync")
+    project_dir = Path(cfg.project_dir)
+    wh = connect(project_dir, cfg.target)
+    try:
+        results = run_checks(cfg, wh)
+        ledger = Ledger(wh, cfg.ops_schema)
+        ledger.ensure()
+        invocation = _invocation_id(project_dir)
+        failed = [r for r in results if not r.passed]
+        if failed and force:
+            results.append(CheckResult("override", True, f"{len(failed)} failed check(s) overridden",
+                                       "--force with --reason", f"forced: {reason}"))
+        ledger.record_checks(run_id, results, invocation, cfg.config_hash())
+        blocked = bool(failed) and not force
+        report = ActivationReport(run_id, results, blocked=blocked, forced=bool(failed) and force)
+        as_of = _latest_as_of(wh)
+        for s in syncs:
+            report.syncs.append(run_sync(cfg, wh, s, f"{run_id}_{s.name}", as_of, invocation,
+                                         dry_run=dry_run, blocked=blocked, progress=progress))
+    finally:
+        wh.close()
+    if report.blocked and not dry_run:
+        raise BlockedError("a pre-activation check failed; nothing was sent", results)
+    return report
+
+
+def phase_summary(cfg: PhasegateConfig) -> dict:
+    """Phase sizes per journey and transitions on the latest evaluation date, for the CLI."""
+    wh = connect(Path(cfg.project_dir), cfg.target, read_only=False)
+    try:
+        s = wh.schema
+        sizes = wh.query(f"select journey, phase, count(*) from {qualified(s, 'phasegate__phase_membership')} "
+                         "group by 1, 2 order by 1, 3 desc")
+        as_of = _latest_as_of(wh)
+        transitions = wh.query(
+            f"select journey, coalesce(from_phase, '(new)'), to_phase, count(*) "
+            f"from {qualified(s, 'phasegate__phase_transitions')} where transitioned_on > ? "
+            "group by 1, 2, 3 order by 1, 4 desc", (as_of - timedelta(days=30),))
+        quarantined = wh.query(f"select quarantine_reason, count(*) from "
+                               f"{qualified(s, 'phasegate__quarantined_events')} group by 1 order by 2 desc")
+        return {"as_of": as_of, "sizes": sizes, "transitions": transitions,
+                "quarantined": quarantined, "warehouse": wh.target.settings.get("path")
+                or f"{wh.kind}:{wh.target.settings.get('dbname')}", "schema": s}
+    finally:
+        wh.close()

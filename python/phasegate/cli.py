@@ -1,0 +1,280 @@
+"""`phasegate` command line: a thin layer over phasegate.api. Logs go to stderr; results
+(summaries, tables) to stdout. Exit codes are listed in `phasegate --help`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from phasegate import api
+from phasegate.config import load_config
+from phasegate.errors import BlockedError, ExitCode, PhasegateError
+
+# Wide tables when output is piped to a file or a scheduler's log.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True)
+
+app = typer.Typer(
+    help=(
+        "phasegate: lifecycle journeys computed in your warehouse, activated behind gates.\n\n"
+        "Typical cycle: `phasegate build` (dbt computes signals and phases), `phasegate check` "
+        "(pre-activation gates), `phasegate sync` (send phase changes). `phasegate run` does "
+        "all three; `phasegate demo` shows it end to end on generated data.\n\n"
+        "Exit codes: 0 success; 1 some records rejected; 2 blocked by a check (nothing sent); "
+        "3 configuration error; 4 another sync holds the lock; 5 dbt build failed."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="phasegate.yml path (default ./phasegate.yml or $PHASEGATE_CONFIG)."),
+]
+AsOfOpt = Annotated[
+    Optional[str], typer.Option("--as-of", help="Evaluate as of this date (YYYY-MM-DD); default today UTC.")
+]
+
+
+def _date(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD", param_hint=name) from None
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.callback()
+def main_options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging on stderr.")] = False,
+) -> None:
+    _setup_logging(verbose)
+
+
+@app.command()
+def generate(
+    customers: Annotated[int, typer.Option(help="Number of customers.")] = 10_000,
+    days: Annotated[int, typer.Option(help="Days of history ending at --end-date.")] = 365,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 42,
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for the Parquet files.")] = Path("data/demo"),
+    end_date: Annotated[Optional[str], typer.Option(help="Last day of data (default today UTC).")] = None,
+    chunk_size: Annotated[int, typer.Option(help="Customers per chunk (bounds memory).")] = 50_000,
+) -> None:
+    """Generate a realistic synthetic dataset (customers, identities, events, consents) with
+    known ground truth (BG/NBD purchase and dropout process) and small dirty-data rates."""
+    from phasegate.generator import GeneratorConfig, generate as run_generate
+
+    kwargs = dict(customers=customers, days=days, seed=seed, out=out_dir, chunk_size=chunk_size)
+    if end_date:
+        kwargs["end_date"] = _date(end_date, "--end-date")
+    result = run_generate(GeneratorConfig(**kwargs), progress=True)
+    table = Table(title=f"generated into {out_dir}")
+    table.add_column("file")
+    table.add_column("rows", justify="right")
+    for name, n in result.rows.items():
+        table.add_row(str(result.files.get(name, name)), f"{n:,}")
+    out.print(table)
+    out.print(f"ground truth: {result.truth_path}")
+
+
+@app.command()
+def load(
+    data: Annotated[Path, typer.Option(help="Directory with customers/identities/events/consents .parquet.")] = Path("data/demo"),
+    config: ConfigOpt = None,
+) -> None:
+    """Load source-contract Parquet files into the warehouse's source schema (replacing it)."""
+    cfg = load_config(config)
+    rows = api.load_sources(cfg, data)
+    for t, n in rows.items():
+        out.print(f"loaded {t}: {n:,} rows")
+
+
+@app.command()
+def build(
+    config: ConfigOpt = None,
+    as_of: AsOfOpt = None,
+    full_refresh: Annotated[bool, typer.Option(help="Rebuild incremental models from scratch.")] = False,
+    select: Annotated[Optional[str], typer.Option(help="dbt selector, e.g. +phasegate__phase_membership.")] = None,
+) -> None:
+    """Run `dbt build` (models and their tests) for the evaluation date."""
+    cfg = load_config(config)
+    api.build(cfg, _date(as_of, "--as-of"), full_refresh=full_refresh, select=select)
+    _print_phase_summary(cfg)
+
+
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option(help="First date to evaluate (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option(help="Last date to evaluate (YYYY-MM-DD).")],
+    config: ConfigOpt = None,
+) -> None:
+    """Build phase history day by day for past dates, so transitions exist from the first
+    day. Re-running a range is idempotent: each date replaces what it had produced."""
+    cfg = load_config(config)
+    n = api.backfill(cfg, _date(start, "--start"), _date(end, "--end"))
+    out.print(f"evaluated {n} date(s) from {start} to {end}")
+    _print_phase_summary(cfg)
+
+
+@app.command()
+def check(config: ConfigOpt = None) -> None:
+    """Run the pre-activation checks alone; exit 2 if any fails."""
+    cfg = load_config(config)
+    results, run_id = api.check(cfg)
+    _print_checks(results)
+    if any(not r.passed for r in results):
+        raise BlockedError("a pre-activation check failed", results)
+
+
+@app.command()
+def sync(
+    config: ConfigOpt = None,
+    name: Annotated[Optional[list[str]], typer.Option("--sync", help="Sync to run (repeatable); default all.")] = None,
+    all_syncs: Annotated[bool, typer.Option("--all", help="Run every configured sync (the default).")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan (adds/changes/removes/events); send nothing.")] = False,
+    force: Annotated[bool, typer.Option(help="Send even if a check fails (needs --reason; recorded).")] = False,
+    reason: Annotated[Optional[str], typer.Option(help="Why a --force override is safe.")] = None,
+) -> None:
+    """Check, then send phase changes to each sync's destination. Only what changed since
+    the destination last acknowledged is sent; a rerun after a crash resends at most the
+    batch that was in flight."""
+    cfg = load_config(config)
+    report = _activate(cfg, None if all_syncs else name, dry_run, force, reason)
+    if any(s.rejected for s in report.syncs):
+        raise typer.Exit(ExitCode.PARTIAL)
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    as_of: AsOfOpt = None,
+    force: Annotated[bool, typer.Option(help="Send even if a check fails (needs --reason).")] = False,
+    reason: Annotated[Optional[str], typer.Option(help="Why a --force override is safe.")] = None,
+) -> None:
+    """The whole cycle for schedulers: build, check, sync every configured sync."""
+    cfg = load_config(config)
+    api.build(cfg, _date(as_of, "--as-of"))
+    report = _activate(cfg, None, False, force, reason)
+    _print_phase_summary(cfg)
+    if any(s.rejected for s in report.syncs):
+        raise typer.Exit(ExitCode.PARTIAL)
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(help="Customers to generate.")] = 5_000,
+    days: Annotated[int, typer.Option(help="Days of history.")] = 365,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    backfill_days: Annotated[int, typer.Option(help="Days of phase history to backfill.")] = 14,
+    data: Annotated[Path, typer.Option(help="Where the generated data goes.")] = Path("data/demo"),
+    config: ConfigOpt = None,
+) -> None:
+    """End to end on generated data: generate (once), load, backfill phase history, check,
+    sync to the local file destination, and print where everything is. Rerunning it sends
+    nothing new."""
+    from phasegate.demo import run_demo
+
+    cfg = load_config(config)
+    summary = run_demo(cfg, customers=customers, days=days, seed=seed,
+                       backfill_days=backfill_days, data_dir=data)
+    _print_checks(summary["checks"])
+    _print_syncs(summary["syncs"])
+    _print_phase_summary(cfg)
+    out.print("\n[bold]Where everything is[/bold]")
+    for label, where in summary["outputs"].items():
+        out.print(f"  {label}: {where}")
+
+
+def _activate(cfg, names, dry_run, force, reason):
+    try:
+        report = api.activate(cfg, names, dry_run=dry_run, force=force, reason=reason)
+    except BlockedError as exc:
+        _print_checks(exc.results)
+        raise
+    _print_checks(report.checks)
+    _print_syncs(report.syncs)
+    return report
+
+
+def _print_checks(results) -> None:
+    table = Table(title="pre-activation checks")
+    for col in ("check", "result", "observed", "allowed", "detail"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.name, "[green]pass[/green]" if r.passed else "[red]FAIL[/red]",
+                      str(r.observed), str(r.allowed), r.message)
+    out.print(table)
+    for r in results:
+        if not r.passed and r.samples:
+            out.print(f"[red]{r.name}[/red] failing rows (sample):")
+            for s in r.samples[:5]:
+                out.print(f"  {s}")
+
+
+def _print_syncs(summaries) -> None:
+    table = Table(title="syncs")
+    for col in ("sync", "status", "upserts", "removes", "events", "sent", "rejected", "blocked", "output"):
+        table.add_column(col)
+    for s in summaries:
+        table.add_row(s.sync, s.status, f"{s.upserts:,}", f"{s.removes:,}", f"{s.events:,}",
+                      f"{s.sent:,}", f"{s.rejected:,}", f"{s.blocked:,}", s.output)
+    out.print(table)
+
+
+def _print_phase_summary(cfg) -> None:
+    info = api.phase_summary(cfg)
+    table = Table(title=f"phase sizes as of {info['as_of']}")
+    for col in ("journey", "phase", "customers"):
+        table.add_column(col)
+    for j, p, n in info["sizes"]:
+        table.add_row(j, p, f"{n:,}")
+    out.print(table)
+    table = Table(title="transitions in the last 30 days")
+    for col in ("journey", "from", "to", "customers"):
+        table.add_column(col)
+    for j, f, t, n in info["transitions"]:
+        table.add_row(j, f, t, f"{n:,}")
+    out.print(table)
+    if info["quarantined"]:
+        out.print("quarantined events: " + ", ".join(f"{r}={n:,}" for r, n in info["quarantined"]))
+
+
+def main() -> None:
+    import click
+
+    try:
+        rc = app(standalone_mode=False)
+    except PhasegateError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.ctx and out.print(exc.ctx.get_help(), markup=False, highlight=False)
+        sys.exit(0)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        # click's usage errors are configuration errors here; 2 means "blocked".
+        sys.exit(ExitCode.CONFIG if exc.exit_code == 2 else exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
