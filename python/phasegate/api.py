@@ -36,8 +36,10 @@ def load_sources(cfg: PhasegateConfig, data_dir: Path, schema: str | None = None
     schema = schema or _source_schema(project_dir)
     missing = [t for t in SOURCE_TABLES if not (data_dir / f"{t}.parquet").exists()]
     if missing:
-        raise ConfigError(f"{data_dir} lacks {', '.join(m + '.parquet' for m in missing)}; "
-                          "generate data with `phasegate generate` or point --data at the files")
+        raise ConfigError(
+            f"{data_dir} lacks {', '.join(m + '.parquet' for m in missing)}; "
+            "generate data with `phasegate generate` or point --data at the files"
+        )
     wh = connect(project_dir, cfg.target)
     try:
         return {t: wh.load_parquet(schema, t, data_dir / f"{t}.parquet") for t in SOURCE_TABLES}
@@ -45,8 +47,12 @@ def load_sources(cfg: PhasegateConfig, data_dir: Path, schema: str | None = None
         wh.close()
 
 
-def build(cfg: PhasegateConfig, as_of: date | None = None, full_refresh: bool = False,
-          select: str | None = None) -> DbtInvocation:
+def build(
+    cfg: PhasegateConfig,
+    as_of: date | None = None,
+    full_refresh: bool = False,
+    select: str | None = None,
+) -> DbtInvocation:
     args = ["build"]
     if full_refresh:
         args.append("--full-refresh")
@@ -74,8 +80,12 @@ def backfill(cfg: PhasegateConfig, start: date, end: date, progress: bool = True
         task = bar.add_task("backfill", total=days)
         for i in range(days):
             d = start + timedelta(days=i)
-            run_dbt(["run", "--select", "phasegate__customer_signals phasegate__phase_transitions"],
-                    project_dir, cfg.target, _vars(d))
+            run_dbt(
+                ["run", "--select", "phasegate__customer_signals phasegate__phase_transitions"],
+                project_dir,
+                cfg.target,
+                _vars(d),
+            )
             bar.advance(task)
     build(cfg, end)
     return days + 1
@@ -117,11 +127,17 @@ def check(cfg: PhasegateConfig, run_id: str | None = None) -> tuple[list[CheckRe
     return results, run_id
 
 
-def activate(cfg: PhasegateConfig, sync_names: list[str] | None = None, dry_run: bool = False,
-             force: bool = False, reason: str | None = None, progress: bool = True) -> ActivationReport:
+def activate(
+    cfg: PhasegateConfig,
+    sync_names: list[str] | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    reason: str | None = None,
+    progress: bool = True,
+) -> ActivationReport:
     """Run the checks, then every selected sync; if a check fails nothing is sent."""
     if force and not (reason and reason.strip()):
-        raise ConfigError("--force needs --reason \"why this override is safe\"; it is recorded")
+        raise ConfigError('--force needs --reason "why this override is safe"; it is recorded')
     syncs = [cfg.sync(n) for n in sync_names] if sync_names else list(cfg.syncs)
     if not syncs:
         raise ConfigError("no syncs configured; add a `syncs:` entry to phasegate.yml")
@@ -135,15 +151,33 @@ def activate(cfg: PhasegateConfig, sync_names: list[str] | None = None, dry_run:
         invocation = _invocation_id(project_dir)
         failed = [r for r in results if not r.passed]
         if failed and force:
-            results.append(CheckResult("override", True, f"{len(failed)} failed check(s) overridden",
-                                       "--force with --reason", f"forced: {reason}"))
+            results.append(
+                CheckResult(
+                    "override",
+                    True,
+                    f"{len(failed)} failed check(s) overridden",
+                    "--force with --reason",
+                    f"forced: {reason}",
+                )
+            )
         ledger.record_checks(run_id, results, invocation, cfg.config_hash())
         blocked = bool(failed) and not force
         report = ActivationReport(run_id, results, blocked=blocked, forced=bool(failed) and force)
         as_of = _latest_as_of(wh)
         for s in syncs:
-            report.syncs.append(run_sync(cfg, wh, s, f"{run_id}_{s.name}", as_of, invocation,
-                                         dry_run=dry_run, blocked=blocked, progress=progress))
+            report.syncs.append(
+                run_sync(
+                    cfg,
+                    wh,
+                    s,
+                    f"{run_id}_{s.name}",
+                    as_of,
+                    invocation,
+                    dry_run=dry_run,
+                    blocked=blocked,
+                    progress=progress,
+                )
+            )
     finally:
         wh.close()
     if report.blocked and not dry_run:
@@ -156,17 +190,28 @@ def phase_summary(cfg: PhasegateConfig) -> dict:
     wh = connect(Path(cfg.project_dir), cfg.target, read_only=False)
     try:
         s = wh.schema
-        sizes = wh.query(f"select journey, phase, count(*) from {qualified(s, 'phasegate__phase_membership')} "
-                         "group by 1, 2 order by 1, 3 desc")
+        sizes = wh.query(
+            f"select journey, phase, count(*) from {qualified(s, 'phasegate__phase_membership')} "
+            "group by 1, 2 order by 1, 3 desc"
+        )
         as_of = _latest_as_of(wh)
         transitions = wh.query(
             f"select journey, coalesce(from_phase, '(new)'), to_phase, count(*) "
             f"from {qualified(s, 'phasegate__phase_transitions')} where transitioned_on > ? "
-            "group by 1, 2, 3 order by 1, 4 desc", (as_of - timedelta(days=30),))
-        quarantined = wh.query(f"select quarantine_reason, count(*) from "
-                               f"{qualified(s, 'phasegate__quarantined_events')} group by 1 order by 2 desc")
-        return {"as_of": as_of, "sizes": sizes, "transitions": transitions,
-                "quarantined": quarantined, "warehouse": wh.target.settings.get("path")
-                or f"{wh.kind}:{wh.target.settings.get('dbname')}", "schema": s}
+            "group by 1, 2, 3 order by 1, 4 desc",
+            (as_of - timedelta(days=30),),
+        )
+        quarantined = wh.query(
+            f"select quarantine_reason, count(*) from "
+            f"{qualified(s, 'phasegate__quarantined_events')} group by 1 order by 2 desc"
+        )
+        return {
+            "as_of": as_of,
+            "sizes": sizes,
+            "transitions": transitions,
+            "quarantined": quarantined,
+            "warehouse": wh.target.settings.get("path") or f"{wh.kind}:{wh.target.settings.get('dbname')}",
+            "schema": s,
+        }
     finally:
         wh.close()

@@ -7,7 +7,7 @@ import logging
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -36,11 +36,12 @@ app = typer.Typer(
 )
 
 ConfigOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--config", "-c", help="phasegate.yml path (default ./phasegate.yml or $PHASEGATE_CONFIG)."),
 ]
 AsOfOpt = Annotated[
-    Optional[str], typer.Option("--as-of", help="Evaluate as of this date (YYYY-MM-DD); default today UTC.")
+    str | None,
+    typer.Option("--as-of", help="Evaluate as of this date (YYYY-MM-DD); default today UTC."),
 ]
 
 
@@ -73,13 +74,16 @@ def generate(
     customers: Annotated[int, typer.Option(help="Number of customers.")] = 10_000,
     days: Annotated[int, typer.Option(help="Days of history ending at --end-date.")] = 365,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 42,
-    out_dir: Annotated[Path, typer.Option("--out", help="Directory for the Parquet files.")] = Path("data/demo"),
-    end_date: Annotated[Optional[str], typer.Option(help="Last day of data (default today UTC).")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for the Parquet files.")] = Path(
+        "data/demo"
+    ),
+    end_date: Annotated[str | None, typer.Option(help="Last day of data (default today UTC).")] = None,
     chunk_size: Annotated[int, typer.Option(help="Customers per chunk (bounds memory).")] = 50_000,
 ) -> None:
     """Generate a realistic synthetic dataset (customers, identities, events, consents) with
     known ground truth (BG/NBD purchase and dropout process) and small dirty-data rates."""
-    from phasegate.generator import GeneratorConfig, generate as run_generate
+    from phasegate.generator import GeneratorConfig
+    from phasegate.generator import generate as run_generate
 
     kwargs = dict(customers=customers, days=days, seed=seed, out=out_dir, chunk_size=chunk_size)
     if end_date:
@@ -96,7 +100,9 @@ def generate(
 
 @app.command()
 def load(
-    data: Annotated[Path, typer.Option(help="Directory with customers/identities/events/consents .parquet.")] = Path("data/demo"),
+    data: Annotated[
+        Path, typer.Option(help="Directory with customers/identities/events/consents .parquet.")
+    ] = Path("data/demo"),
     config: ConfigOpt = None,
 ) -> None:
     """Load source-contract Parquet files into the warehouse's source schema (replacing it)."""
@@ -111,7 +117,9 @@ def build(
     config: ConfigOpt = None,
     as_of: AsOfOpt = None,
     full_refresh: Annotated[bool, typer.Option(help="Rebuild incremental models from scratch.")] = False,
-    select: Annotated[Optional[str], typer.Option(help="dbt selector, e.g. +phasegate__phase_membership.")] = None,
+    select: Annotated[
+        str | None, typer.Option(help="dbt selector, e.g. +phasegate__phase_membership.")
+    ] = None,
 ) -> None:
     """Run `dbt build` (models and their tests) for the evaluation date."""
     cfg = load_config(config)
@@ -146,11 +154,19 @@ def check(config: ConfigOpt = None) -> None:
 @app.command()
 def sync(
     config: ConfigOpt = None,
-    name: Annotated[Optional[list[str]], typer.Option("--sync", help="Sync to run (repeatable); default all.")] = None,
-    all_syncs: Annotated[bool, typer.Option("--all", help="Run every configured sync (the default).")] = False,
-    dry_run: Annotated[bool, typer.Option(help="Print the plan (adds/changes/removes/events); send nothing.")] = False,
-    force: Annotated[bool, typer.Option(help="Send even if a check fails (needs --reason; recorded).")] = False,
-    reason: Annotated[Optional[str], typer.Option(help="Why a --force override is safe.")] = None,
+    name: Annotated[
+        list[str] | None, typer.Option("--sync", help="Sync to run (repeatable); default all.")
+    ] = None,
+    all_syncs: Annotated[
+        bool, typer.Option("--all", help="Run every configured sync (the default).")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="Print the plan (adds/changes/removes/events); send nothing.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option(help="Send even if a check fails (needs --reason; recorded).")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why a --force override is safe.")] = None,
 ) -> None:
     """Check, then send phase changes to each sync's destination. Only what changed since
     the destination last acknowledged is sent; a rerun after a crash resends at most the
@@ -166,7 +182,7 @@ def run(
     config: ConfigOpt = None,
     as_of: AsOfOpt = None,
     force: Annotated[bool, typer.Option(help="Send even if a check fails (needs --reason).")] = False,
-    reason: Annotated[Optional[str], typer.Option(help="Why a --force override is safe.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why a --force override is safe.")] = None,
 ) -> None:
     """The whole cycle for schedulers: build, check, sync every configured sync."""
     cfg = load_config(config)
@@ -192,8 +208,9 @@ def demo(
     from phasegate.demo import run_demo
 
     cfg = load_config(config)
-    summary = run_demo(cfg, customers=customers, days=days, seed=seed,
-                       backfill_days=backfill_days, data_dir=data)
+    summary = run_demo(
+        cfg, customers=customers, days=days, seed=seed, backfill_days=backfill_days, data_dir=data
+    )
     _print_checks(summary["checks"])
     _print_syncs(summary["syncs"])
     _print_phase_summary(cfg)
@@ -218,8 +235,13 @@ def _print_checks(results) -> None:
     for col in ("check", "result", "observed", "allowed", "detail"):
         table.add_column(col)
     for r in results:
-        table.add_row(r.name, "[green]pass[/green]" if r.passed else "[red]FAIL[/red]",
-                      str(r.observed), str(r.allowed), r.message)
+        table.add_row(
+            r.name,
+            "[green]pass[/green]" if r.passed else "[red]FAIL[/red]",
+            str(r.observed),
+            str(r.allowed),
+            r.message,
+        )
     out.print(table)
     for r in results:
         if not r.passed and r.samples:
@@ -230,11 +252,30 @@ def _print_checks(results) -> None:
 
 def _print_syncs(summaries) -> None:
     table = Table(title="syncs")
-    for col in ("sync", "status", "upserts", "removes", "events", "sent", "rejected", "blocked", "output"):
+    for col in (
+        "sync",
+        "status",
+        "upserts",
+        "removes",
+        "events",
+        "sent",
+        "rejected",
+        "blocked",
+        "output",
+    ):
         table.add_column(col)
     for s in summaries:
-        table.add_row(s.sync, s.status, f"{s.upserts:,}", f"{s.removes:,}", f"{s.events:,}",
-                      f"{s.sent:,}", f"{s.rejected:,}", f"{s.blocked:,}", s.output)
+        table.add_row(
+            s.sync,
+            s.status,
+            f"{s.upserts:,}",
+            f"{s.removes:,}",
+            f"{s.events:,}",
+            f"{s.sent:,}",
+            f"{s.rejected:,}",
+            f"{s.blocked:,}",
+            s.output,
+        )
     out.print(table)
 
 

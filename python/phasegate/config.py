@@ -46,9 +46,7 @@ class SyncConfig(_Strict):
     phases: list[str] | None = Field(
         default=None, description="Only customers currently in these phases; all when omitted."
     )
-    fields: list[str] = Field(
-        default_factory=list, description="Signal columns sent as attributes."
-    )
+    fields: list[str] = Field(default_factory=list, description="Signal columns sent as attributes.")
     field_mapping: dict[str, str] = Field(
         default_factory=dict, description="Attribute name at the destination per field."
     )
@@ -88,7 +86,10 @@ class ChecksConfig(_Strict):
         description="Block when more than this share of a journey's customers change phase on one day.",
     )
     max_quarantined_share: float = Field(
-        default=0.2, ge=0, le=1, description="Block when more than this share of events is quarantined."
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Block when more than this share of events is quarantined.",
     )
     great_expectations: bool = True
 

@@ -23,8 +23,9 @@ def _generated_matches(truth_path: Path, customers: int, days: int, seed: int) -
     return None
 
 
-def run_demo(cfg: PhasegateConfig, customers: int, days: int, seed: int, backfill_days: int,
-             data_dir: Path) -> dict:
+def run_demo(
+    cfg: PhasegateConfig, customers: int, days: int, seed: int, backfill_days: int, data_dir: Path
+) -> dict:
     from phasegate.generator import GeneratorConfig, generate
 
     truth_path = data_dir / "truth.json"
@@ -47,7 +48,7 @@ def run_demo(cfg: PhasegateConfig, customers: int, days: int, seed: int, backfil
         "warehouse": api.phase_summary(cfg)["warehouse"],
         "dbt results": str(Path(cfg.project_dir) / "target" / "run_results.json"),
         "ledgers": f"schema {cfg.ops_schema} (sync_runs, sync_state, delivered_events, "
-                   "rejected_records, check_results)",
+        "rejected_records, check_results)",
     }
     for s in report.syncs:
         if s.output:

@@ -46,8 +46,7 @@ class Ledger:
             self.wh.execute(f"create table if not exists {self.table(name)} ({cols})")
         self.wh.commit()
 
-    def start_run(self, run_id: str, sync_name: str, config_hash: str, invocation: str | None,
-                  as_of) -> None:
+    def start_run(self, run_id: str, sync_name: str, config_hash: str, invocation: str | None, as_of) -> None:
         self.wh.execute(
             f"insert into {self.table('sync_runs')} (run_id, sync_name, started_at, status, "
             "config_hash, dbt_invocation_id, as_of_date) values (?, ?, ?, 'running', ?, ?, ?)",
@@ -61,17 +60,34 @@ class Ledger:
             "planned_upserts = ?, planned_removes = ?, planned_events = ?, sent = ?, skipped = ?, "
             "rejected = ?, blocked = ?, message = ? where run_id = ?",
             (
-                now(), status, counts.get("upserts", 0), counts.get("removes", 0),
-                counts.get("events", 0), counts.get("sent", 0), counts.get("skipped", 0),
-                counts.get("rejected", 0), counts.get("blocked", 0), message[:2000], run_id,
+                now(),
+                status,
+                counts.get("upserts", 0),
+                counts.get("removes", 0),
+                counts.get("events", 0),
+                counts.get("sent", 0),
+                counts.get("skipped", 0),
+                counts.get("rejected", 0),
+                counts.get("blocked", 0),
+                message[:2000],
+                run_id,
             ),
         )
         self.wh.commit()
 
     def record_checks(self, run_id: str, results, invocation: str | None, config_hash: str) -> None:
         rows = [
-            (run_id, r.name, r.passed, str(r.observed), str(r.allowed), r.message[:2000], now(),
-             invocation, config_hash)
+            (
+                run_id,
+                r.name,
+                r.passed,
+                str(r.observed),
+                str(r.allowed),
+                r.message[:2000],
+                now(),
+                invocation,
+                config_hash,
+            )
             for r in results
         ]
         self.wh.executemany(

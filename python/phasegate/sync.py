@@ -43,8 +43,10 @@ class SyncSummary:
     rejections: list[tuple[str, str]] = field(default_factory=list)
 
     def counts(self) -> dict:
-        return {k: getattr(self, k) for k in
-                ("upserts", "removes", "events", "sent", "rejected", "blocked", "skipped")}
+        return {
+            k: getattr(self, k)
+            for k in ("upserts", "removes", "events", "sent", "rejected", "blocked", "skipped")
+        }
 
 
 def _concat_key(parts: list[str]) -> str:
@@ -61,13 +63,20 @@ class SyncPlanner:
         self.event_plan = ledger.table(f"plan_events__{sync.name}")
 
     def journeys(self) -> list[str]:
-        known = [r[0] for r in self.wh.query(
-            f"select distinct journey from {qualified(self.schema, 'phasegate__journey_phases')} order by 1")]
+        known = [
+            r[0]
+            for r in self.wh.query(
+                f"select distinct journey from {qualified(self.schema, 'phasegate__journey_phases')} "
+                "order by 1"
+            )
+        ]
         wanted = self.sync.journeys or known
         unknown = sorted(set(wanted) - set(known))
         if unknown:
-            raise ConfigError(f"sync '{self.sync.name}', field journeys: unknown journey(s) "
-                              f"{unknown}; configured journeys: {known}")
+            raise ConfigError(
+                f"sync '{self.sync.name}', field journeys: unknown journey(s) "
+                f"{unknown}; configured journeys: {known}"
+            )
         return wanted
 
     def attribute_columns(self, journeys: list[str]) -> list[tuple[str, str]]:
@@ -81,13 +90,20 @@ class SyncPlanner:
     def build(self, as_of: date) -> tuple[int, int, int]:
         journeys = self.journeys()
         s, name = self.schema, self.sync.name
-        signal_cols = {r[0] for r in self.wh.query(
-            "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
-            (s, "phasegate__customer_signals"))}
+        signal_cols = {
+            r[0]
+            for r in self.wh.query(
+                "select column_name from information_schema.columns "
+                "where table_schema = ? and table_name = ?",
+                (s, "phasegate__customer_signals"),
+            )
+        }
         missing = [f for f in self.sync.fields if f not in signal_cols]
         if missing:
-            raise ConfigError(f"sync '{name}', field fields: unknown signal column(s) {missing}; "
-                              f"available: {sorted(signal_cols)}")
+            raise ConfigError(
+                f"sync '{name}', field fields: unknown signal column(s) {missing}; "
+                f"available: {sorted(signal_cols)}"
+            )
         jlist = ", ".join(f"'{j}'" for j in journeys)
         pivot = ",\n".join(f"{expr} as {alias}" for expr, alias in self.attribute_columns(journeys))
         phase_filter = ""
@@ -97,32 +113,33 @@ class SyncPlanner:
         payload_cols = [alias for _, alias in self.attribute_columns(journeys)] + list(self.sync.fields)
         sig_select = "".join(f", sg.{f}" for f in self.sync.fields)
         state = self.ledger.table("sync_state")
+        fingerprint_sql = _concat_key([("sg." if c in self.sync.fields else "mb.") + c for c in payload_cols])
         self.wh.execute(f"drop table if exists {self.attr_plan}")
         self.wh.execute(f"""
             create table {self.attr_plan} as
             with members as (
                 select m.customer_id, {pivot}
-                from {qualified(s, 'phasegate__phase_membership')} as m
+                from {qualified(s, "phasegate__phase_membership")} as m
                 where m.journey in ({jlist})
                 group by m.customer_id
                 {phase_filter}
             ),
             desired as (
                 select mb.*{sig_select},
-                       {_concat_key(['mb.' + c if c not in self.sync.fields else 'sg.' + c for c in payload_cols])} as fingerprint
+                       {fingerprint_sql} as fingerprint
                 from members as mb
-                left join {qualified(s, 'phasegate__customer_signals')} as sg
+                left join {qualified(s, "phasegate__customer_signals")} as sg
                   on sg.customer_id = mb.customer_id
             ),
             changes as (
                 select 'upsert' as op, d.customer_id as record_key, d.fingerprint,
-                       {', '.join('d.' + c for c in payload_cols)}
+                       {", ".join("d." + c for c in payload_cols)}
                 from desired as d
                 left join {state} as st on st.sync_name = '{name}' and st.record_key = d.customer_id
                 where st.fingerprint is null or st.fingerprint <> d.fingerprint
                 union all
                 select 'remove' as op, st.record_key, st.fingerprint,
-                       {', '.join('null' for _ in payload_cols)}
+                       {", ".join("null" for _ in payload_cols)}
                 from {state} as st
                 where st.sync_name = '{name}'
                   and not exists (select 1 from desired as d where d.customer_id = st.record_key)
@@ -147,28 +164,31 @@ class SyncPlanner:
         delivered = self.ledger.table("delivered_events")
         ev = self.sync.events
         self.wh.execute(f"drop table if exists {self.event_plan}")
-        self.wh.execute(f"""
+        self.wh.execute(
+            f"""
             create table {self.event_plan} as
             with raw as (
                 select md5('{name}' || '|' || t.transition_id || '|entered') as record_id,
                        t.customer_id as record_key, '{ev.entered}' as event_name, t.journey,
                        t.to_phase as phase, t.from_phase as other_phase,
                        t.transitioned_on as occurred_on, t.transition_id
-                from {qualified(s, 'phasegate__phase_transitions')} as t
+                from {qualified(s, "phasegate__phase_transitions")} as t
                 where t.journey in ({jlist}) and t.transitioned_on >= ? {initial}
                 union all
                 select md5('{name}' || '|' || t.transition_id || '|exited'),
                        t.customer_id, '{ev.exited}', t.journey, t.from_phase, t.to_phase,
                        t.transitioned_on, t.transition_id
-                from {qualified(s, 'phasegate__phase_transitions')} as t
+                from {qualified(s, "phasegate__phase_transitions")} as t
                 where t.journey in ({jlist}) and t.transitioned_on >= ? and t.from_phase is not null
             )
             select row_number() over (order by occurred_on, record_key, event_name) as seq, raw.*
             from raw
             where not exists (
                 select 1 from {delivered} as d where d.sync_name = '{name}' and d.event_id = raw.record_id
-            )""", (since, since))
-        (n,), = self.wh.query(f"select count(*) from {self.event_plan}")
+            )""",
+            (since, since),
+        )
+        ((n,),) = self.wh.query(f"select count(*) from {self.event_plan}")
         return n
 
     def drop(self) -> None:
@@ -177,21 +197,44 @@ class SyncPlanner:
         self.wh.commit()
 
 
-def _records(cols: list[str], rows: list[tuple], kind_col: str | None, payload_cols: list[str],
-             field_mapping: dict[str, str]) -> list[Record]:
+def _records(
+    cols: list[str],
+    rows: list[tuple],
+    kind_col: str | None,
+    payload_cols: list[str],
+    field_mapping: dict[str, str],
+) -> list[Record]:
     out = []
     idx = {c: i for i, c in enumerate(cols)}
     for row in rows:
         if kind_col:
             kind = row[idx["op"]]
-            payload = {} if kind == "remove" else {
-                field_mapping.get(c, c): _jsonable(row[idx[c]]) for c in payload_cols}
+            payload = (
+                {}
+                if kind == "remove"
+                else {field_mapping.get(c, c): _jsonable(row[idx[c]]) for c in payload_cols}
+            )
         else:
             kind = "event"
-            payload = {c: _jsonable(row[idx[c]]) for c in
-                       ("event_name", "journey", "phase", "other_phase", "occurred_on", "transition_id")}
-        out.append(Record(record_id=row[idx["record_id"]], kind=kind, key=row[idx["record_key"]],
-                          payload=payload))
+            payload = {
+                c: _jsonable(row[idx[c]])
+                for c in (
+                    "event_name",
+                    "journey",
+                    "phase",
+                    "other_phase",
+                    "occurred_on",
+                    "transition_id",
+                )
+            }
+        out.append(
+            Record(
+                record_id=row[idx["record_id"]],
+                kind=kind,
+                key=row[idx["record_key"]],
+                payload=payload,
+            )
+        )
     return out
 
 
@@ -206,9 +249,17 @@ def _jsonable(v):
     return v
 
 
-def run_sync(cfg: PhasegateConfig, wh: Warehouse, sync: SyncConfig, run_id: str, as_of: date,
-             invocation: str | None, dry_run: bool = False, blocked: bool = False,
-             progress: bool = True) -> SyncSummary:
+def run_sync(
+    cfg: PhasegateConfig,
+    wh: Warehouse,
+    sync: SyncConfig,
+    run_id: str,
+    as_of: date,
+    invocation: str | None,
+    dry_run: bool = False,
+    blocked: bool = False,
+    progress: bool = True,
+) -> SyncSummary:
     ledger = Ledger(wh, cfg.ops_schema)
     ledger.ensure()
     summary = SyncSummary(sync=sync.name, run_id=run_id)
@@ -235,9 +286,14 @@ def run_sync(cfg: PhasegateConfig, wh: Warehouse, sync: SyncConfig, run_id: str,
             raise
         summary.output = getattr(dest, "root", "") and str(Path(dest.root) / sync.name)
         batch_size = min(sync.batch_size, dest.capabilities.max_batch_records)
-        with Progress(TextColumn(f"[bold]sync {sync.name}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), disable=not progress or total == 0,
-                      transient=False) as bar:
+        with Progress(
+            TextColumn(f"[bold]sync {sync.name}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            disable=not progress or total == 0,
+            transient=False,
+        ) as bar:
             task = bar.add_task("send", total=total)
             for plan, kind_col in ((planner.attr_plan, "op"), (planner.event_plan, None)):
                 if kind_col is None and not sync.send_events:
@@ -247,11 +303,22 @@ def run_sync(cfg: PhasegateConfig, wh: Warehouse, sync: SyncConfig, run_id: str,
                 for start in range(0, n, batch_size):
                     cols, rows = wh.query_with_columns(
                         f"select * from {plan} where seq > ? and seq <= ? order by seq",
-                        (start, start + batch_size))
+                        (start, start + batch_size),
+                    )
                     records = _records(cols, rows, kind_col, self_cols, sync.field_mapping)
                     result = dest.write_batch(sync.name, records)
-                    _acknowledge(wh, ledger, plan, sync.name, run_id, start, batch_size,
-                                 result, records, kind_col is None)
+                    _acknowledge(
+                        wh,
+                        ledger,
+                        plan,
+                        sync.name,
+                        run_id,
+                        start,
+                        batch_size,
+                        result,
+                        records,
+                        kind_col is None,
+                    )
                     summary.sent += len(result.accepted)
                     summary.rejected += len(result.rejected)
                     summary.rejections.extend(list(result.rejected.items())[:5])
@@ -263,8 +330,18 @@ def run_sync(cfg: PhasegateConfig, wh: Warehouse, sync: SyncConfig, run_id: str,
     return summary
 
 
-def _acknowledge(wh: Warehouse, ledger: Ledger, plan: str, sync_name: str, run_id: str,
-                 start: int, size: int, result, records: list[Record], is_event: bool) -> None:
+def _acknowledge(
+    wh: Warehouse,
+    ledger: Ledger,
+    plan: str,
+    sync_name: str,
+    run_id: str,
+    start: int,
+    size: int,
+    result,
+    records: list[Record],
+    is_event: bool,
+) -> None:
     """Record one acknowledged batch atomically: state for accepted records, rejections with
     their reason. Until this commits, the batch counts as in flight."""
     ts = now()
@@ -273,8 +350,11 @@ def _acknowledge(wh: Warehouse, ledger: Ledger, plan: str, sync_name: str, run_i
         wh.executemany(
             f"insert into {ledger.table('rejected_records')} (sync_name, record_id, record_key, "
             "record_kind, reason, run_id, rejected_at) values (?, ?, ?, ?, ?, ?, ?)",
-            [(sync_name, rid, by_id[rid].key, by_id[rid].kind, reason[:1000], run_id, ts)
-             for rid, reason in result.rejected.items()])
+            [
+                (sync_name, rid, by_id[rid].key, by_id[rid].kind, reason[:1000], run_id, ts)
+                for rid, reason in result.rejected.items()
+            ],
+        )
         rejected = list(result.rejected)
         excl = ""
         params: list = [start, start + size]
@@ -285,15 +365,22 @@ def _acknowledge(wh: Warehouse, ledger: Ledger, plan: str, sync_name: str, run_i
             wh.execute(
                 f"insert into {ledger.table('delivered_events')} (sync_name, event_id, run_id, delivered_at) "
                 f"select '{sync_name}', p.record_id, '{run_id}', ? from {plan} as p "
-                f"where p.seq > ? and p.seq <= ? {excl}", [ts, *params])
+                f"where p.seq > ? and p.seq <= ? {excl}",
+                [ts, *params],
+            )
             return
         wh.execute(
             f"delete from {ledger.table('sync_state')} where sync_name = '{sync_name}' and record_key in "
-            f"(select p.record_key from {plan} as p where p.seq > ? and p.seq <= ? {excl})", params)
+            f"(select p.record_key from {plan} as p where p.seq > ? and p.seq <= ? {excl})",
+            params,
+        )
         wh.execute(
-            f"insert into {ledger.table('sync_state')} (sync_name, record_key, fingerprint, run_id, delivered_at) "
+            f"insert into {ledger.table('sync_state')} "
+            "(sync_name, record_key, fingerprint, run_id, delivered_at) "
             f"select '{sync_name}', p.record_key, p.fingerprint, '{run_id}', ? from {plan} as p "
-            f"where p.op = 'upsert' and p.seq > ? and p.seq <= ? {excl}", [ts, *params])
+            f"where p.op = 'upsert' and p.seq > ? and p.seq <= ? {excl}",
+            [ts, *params],
+        )
 
 
 def new_run_id(prefix: str = "run") -> str:

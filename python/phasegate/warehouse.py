@@ -75,9 +75,7 @@ class Warehouse:
         cur.execute(self._sql(sql), params or ())
         return cur.fetchall()
 
-    def query_with_columns(
-        self, sql: str, params: Sequence | None = None
-    ) -> tuple[list[str], list[tuple]]:
+    def query_with_columns(self, sql: str, params: Sequence | None = None) -> tuple[list[str], list[tuple]]:
         cur = self._cursor()
         cur.execute(self._sql(sql), params or ())
         return [d[0] for d in cur.description], cur.fetchall()
@@ -266,9 +264,7 @@ class PostgresWarehouse(Warehouse):
             buf = io.StringIO()
             frame.to_csv(buf, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S.%f")
             buf.seek(0)
-            self._cur.copy_expert(
-                f"copy {target} from stdin with (format csv, null '\\N')", buf
-            )
+            self._cur.copy_expert(f"copy {target} from stdin with (format csv, null '\\N')", buf)
             n += len(frame)
         self.commit()
         return n

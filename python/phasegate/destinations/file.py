@@ -39,9 +39,7 @@ class FileDestination(Destination):
     def write_batch(self, sync_name: str, records: list[Record]) -> BatchResult:
         path = self.batch_path(sync_name, records)
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows = [
-            {"record_id": r.record_id, "kind": r.kind, "key": r.key, **r.payload} for r in records
-        ]
+        rows = [{"record_id": r.record_id, "kind": r.kind, "key": r.key, **r.payload} for r in records]
         tmp = path.with_suffix(path.suffix + ".tmp")
         if self.format == "jsonl":
             with tmp.open("w") as fh:

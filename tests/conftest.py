@@ -1,0 +1,157 @@
+"""Shared fixtures: real dbt runs against real DuckDB files and a real Postgres."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PG_DEFAULTS = {"PGHOST": "127.0.0.1", "PGPORT": "5432", "PGUSER": "postgres", "PGDATABASE": "test"}
+
+
+def postgres_required() -> bool:
+    return os.environ.get("PHASEGATE_REQUIRE_POSTGRES") == "1" or os.environ.get("CI") == "true"
+
+
+def postgres_error() -> str | None:
+    import psycopg2
+
+    env = {k: os.environ.get(k, v) for k, v in PG_DEFAULTS.items()}
+    try:
+        psycopg2.connect(
+            host=env["PGHOST"],
+            port=int(env["PGPORT"]),
+            user=env["PGUSER"],
+            dbname=env["PGDATABASE"],
+            connect_timeout=5,
+        ).close()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return str(exc)
+    return None
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse_kind(request) -> str:
+    """Runs a test on DuckDB and on Postgres. Postgres runs whenever it is reachable; where
+    it is required (CI) an unreachable server fails the test instead of skipping it."""
+    if request.param == "postgres":
+        problem = postgres_error()
+        if problem:
+            if postgres_required():
+                pytest.fail(f"Postgres is required here but unreachable: {problem}")
+            pytest.skip(f"Postgres not reachable: {problem}")
+    return request.param
+
+
+def warehouse_env(kind: str, tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    env["PHASEGATE_TARGET"] = kind
+    if kind == "duckdb":
+        env["PHASEGATE_DUCKDB_PATH"] = str(tmp_path / "warehouse.duckdb")
+    else:
+        for k, v in PG_DEFAULTS.items():
+            env.setdefault(k, v)
+        env["PHASEGATE_PG_SCHEMA"] = f"phasegate_test_{uuid.uuid4().hex[:10]}"
+    return env
+
+
+def drop_pg_schemas(env: dict[str, str], *schemas: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(
+        host=env["PGHOST"], port=int(env["PGPORT"]), user=env["PGUSER"], dbname=env["PGDATABASE"]
+    )
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for s in schemas:
+            cur.execute(f'drop schema if exists "{s}" cascade')
+    conn.close()
+
+
+@dataclass
+class DbtProject:
+    """A dbt project directory driven through the real dbt CLI."""
+
+    path: Path
+    env: dict[str, str]
+    vars: dict = field(default_factory=dict)
+
+    def dbt(self, *args: str, vars: dict | None = None, expect_ok: bool = True):
+        merged = {**self.vars, **(vars or {})}
+        cmd = [
+            str(BIN / "dbt"),
+            *args,
+            "--project-dir",
+            str(self.path),
+            "--profiles-dir",
+            str(self.path),
+        ]
+        if merged:
+            cmd += ["--vars", yaml.safe_dump(merged, default_flow_style=True).strip()]
+        proc = subprocess.run(cmd, cwd=self.path, env=self.env, capture_output=True, text=True)
+        if expect_ok and proc.returncode != 0:
+            raise AssertionError(
+                f"dbt {' '.join(args)} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
+            )
+        return proc
+
+
+def make_integration_project(tmp_path: Path, kind: str) -> DbtProject:
+    """A copy of integration_tests/ that installs this repo as a package by absolute path."""
+    dest = tmp_path / "integration_tests"
+    shutil.copytree(
+        REPO / "integration_tests",
+        dest,
+        ignore=shutil.ignore_patterns("target", "dbt_packages", "logs", "package-lock.yml"),
+    )
+    (dest / "packages.yml").write_text(yaml.safe_dump({"packages": [{"local": str(REPO)}]}))
+    env = warehouse_env(kind, tmp_path)
+    raw = f"it_raw_{uuid.uuid4().hex[:8]}"
+    env["PHASEGATE_IT_RAW_SCHEMA"] = raw
+    project = DbtProject(dest, env, vars={"phasegate__source_schema": raw})
+    project.dbt("deps")
+    return project
+
+
+@pytest.fixture
+def integration_project(tmp_path, warehouse_kind):
+    project = make_integration_project(tmp_path, warehouse_kind)
+    yield project
+    if warehouse_kind == "postgres":
+        drop_pg_schemas(
+            project.env, project.env["PHASEGATE_PG_SCHEMA"], project.env["PHASEGATE_IT_RAW_SCHEMA"]
+        )
+
+
+def query(project: DbtProject, sql: str) -> list[tuple]:
+    """Run SQL against the project's warehouse; unqualified names resolve to its schema."""
+    if project.env["PHASEGATE_TARGET"] == "duckdb":
+        import duckdb
+
+        con = duckdb.connect(project.env["PHASEGATE_DUCKDB_PATH"], read_only=True)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+    import psycopg2
+
+    e = project.env
+    conn = psycopg2.connect(host=e["PGHOST"], port=int(e["PGPORT"]), user=e["PGUSER"], dbname=e["PGDATABASE"])
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'set search_path to "{e["PHASEGATE_PG_SCHEMA"]}"')
+            cur.execute(sql)
+            return cur.fetchall()
+    finally:
+        conn.close()

@@ -1,0 +1,191 @@
+"""phasegate installed as a dbt package (integration_tests/) over small seeded sources,
+built by real dbt on DuckDB and on Postgres."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from conftest import query
+
+EXPECTED_2026_11_20 = {
+    "c_active": "active",  # ordered 10 days ago (a duplicated order event counts once)
+    "c_anon": "active",  # ordered under an anonymous id linked to the user
+    "c_at_risk": "at_risk",  # last order 81 days ago
+    "c_lapsed": "lapsed",  # last order 203 days ago
+    "c_new": "onboarding",  # signed up 10 days ago, no orders
+    "c_prospect": "prospect",  # no orders, signed up long ago
+}
+
+
+def membership(project) -> dict[str, str]:
+    return dict(query(project, "select customer_id, phase from phasegate__phase_membership"))
+
+
+def test_builds_expected_phases_signals_and_quarantine(integration_project):
+    p = integration_project
+    p.dbt("seed")
+    p.dbt("build")
+
+    assert membership(p) == EXPECTED_2026_11_20  # c_future signs up after the as-of date
+
+    signals = {
+        r[0]: r[1:]
+        for r in query(
+            p,
+            """
+        select customer_id, orders_lifetime, revenue_lifetime, days_since_last_order,
+               consent_email, consent_sms, days_since_last_seen
+        from phasegate__customer_signals""",
+        )
+    }
+    assert signals["c_active"][0] == 1  # e01 arrives twice
+    assert float(signals["c_active"][1]) == 40.0
+    assert signals["c_active"][2] == 10
+    assert signals["c_active"][3] is False  # email granted, then revoked on 11-01
+    assert signals["c_active"][4] is True
+    assert signals["c_active"][5] == 2  # page view under its anonymous id on 11-18
+    assert signals["c_lapsed"][5] == 203  # an outbound email is not the customer being seen
+    assert signals["c_anon"][3] is False  # consent granted only after the as-of date
+
+    reasons = dict(query(p, "select event_id, quarantine_reason from phasegate__quarantined_events"))
+    assert reasons == {
+        "e09": "unknown_event_type",
+        "e10": "missing_identifiers",
+        "e11": "occurred_after_received",
+        "e12": "unresolved_identity",
+    }
+
+    # Each customer's first placement is a transition from nothing, carrying its evidence.
+    rows = query(
+        p,
+        """select customer_id, from_phase, to_phase, signal_values
+                       from phasegate__phase_transitions where customer_id = 'c_at_risk'""",
+    )
+    assert len(rows) == 1 and rows[0][1] is None and rows[0][2] == "at_risk"
+    assert '"days_since_last_order":"81"' in rows[0][3]
+
+    phases = query(
+        p,
+        "select journey, phase, is_default from phasegate__journey_phases order by phase_position",
+    )
+    assert phases[0] == ("lifecycle", "prospect", True)
+    assert [r[1] for r in phases[1:]] == ["onboarding", "active", "at_risk", "lapsed", "win_back"]
+
+
+# Membership after each evaluation date, applying the documented semantics by hand.
+SEQUENCE = [
+    ("2026-11-20", EXPECTED_2026_11_20),
+    ("2026-12-06", {**EXPECTED_2026_11_20, "c_lapsed": "win_back", "c_future": "onboarding"}),
+    # win_back has min_dwell_days 30: still win_back although `active` now matches.
+    ("2026-12-10", {**EXPECTED_2026_11_20, "c_lapsed": "win_back", "c_future": "onboarding"}),
+    # c_new is 31 days past signup without an order: back to the default phase.
+    (
+        "2026-12-11",
+        {
+            **EXPECTED_2026_11_20,
+            "c_lapsed": "win_back",
+            "c_future": "onboarding",
+            "c_new": "prospect",
+        },
+    ),
+    (
+        "2027-01-05",
+        {
+            "c_active": "active",
+            "c_anon": "at_risk",
+            "c_at_risk": "lapsed",
+            "c_lapsed": "active",
+            "c_new": "prospect",
+            "c_prospect": "prospect",
+            "c_future": "prospect",
+        },
+    ),
+]
+
+LATER_EVENTS = "e20,2026-12-05 12:00:00,2026-12-05 12:00:09,c_lapsed,,order,web,55.0,{}\n"
+
+
+def test_state_machine_history_and_idempotent_reruns(integration_project):
+    p = integration_project
+    seeds = p.path / "seeds" / "events.csv"
+    seeds.write_text(seeds.read_text() + LATER_EVENTS)
+    p.dbt("seed")
+    for as_of, expected in SEQUENCE:
+        p.dbt("build", vars={"phasegate__as_of": as_of})
+        assert membership(p) == expected, as_of
+
+    transitions = query(
+        p,
+        """select customer_id, from_phase, to_phase, transitioned_on
+                              from phasegate__phase_transitions where customer_id = 'c_lapsed'
+                              order by transitioned_on""",
+    )
+    assert transitions == [
+        ("c_lapsed", None, "lapsed", date(2026, 11, 20)),
+        ("c_lapsed", "lapsed", "win_back", date(2026, 12, 6)),
+        ("c_lapsed", "win_back", "active", date(2027, 1, 5)),
+    ]
+
+    # History: contiguous, non-overlapping intervals with exactly one current per customer.
+    bad = query(
+        p,
+        """
+        with h as (
+            select customer_id, journey, valid_from, valid_to, is_current,
+                   lead(valid_from) over (partition by customer_id, journey order by valid_from) as next_from
+            from phasegate__phase_history)
+        select * from h
+        where (valid_to is null) <> is_current
+           or (next_from is not null and valid_to <> next_from)
+           or (valid_to is not null and valid_to <= valid_from)""",
+    )
+    assert bad == []
+    current = query(
+        p,
+        """select customer_id, count(*) from phasegate__phase_history where is_current
+                          group by customer_id having count(*) <> 1""",
+    )
+    assert current == []
+
+    before = sorted(query(p, "select * from phasegate__phase_transitions"))
+    # Re-running the last date, or replaying from an earlier one, rebuilds the same history.
+    p.dbt("build", vars={"phasegate__as_of": "2027-01-05"})
+    assert sorted(query(p, "select * from phasegate__phase_transitions")) == before
+    p.dbt(
+        "run",
+        "--select",
+        "phasegate__customer_signals phasegate__phase_transitions",
+        vars={"phasegate__as_of": "2026-12-06"},
+    )
+    assert query(p, "select max(transitioned_on) from phasegate__phase_transitions") == [(date(2026, 12, 6),)]
+    for as_of, _ in SEQUENCE[2:]:
+        p.dbt("build", vars={"phasegate__as_of": as_of})
+    assert sorted(query(p, "select * from phasegate__phase_transitions")) == before
+
+
+def test_incremental_days_with_late_events_match_full_rebuild(integration_project):
+    p = integration_project
+    p.dbt("seed")
+    p.dbt("build", vars={"phasegate__as_of": "2026-11-20"})
+    # Events for 11-19 and 11-18 that only arrive on 11-22: inside the 3-day lookback.
+    seeds = p.path / "seeds" / "events.csv"
+    seeds.write_text(
+        seeds.read_text()
+        + "e30,2026-11-19 10:00:00,2026-11-22 07:00:00,c_prospect,,order,web,12.0,{}\n"
+        + "e31,2026-11-18 10:00:00,2026-11-22 07:00:00,c_new,,page_view,web,,{}\n"
+    )
+    p.dbt("seed")
+    for as_of in ("2026-11-21", "2026-11-22"):
+        p.dbt("build", vars={"phasegate__as_of": as_of})
+    incremental = sorted(query(p, "select * from int_customer_days_aggregated"))
+    assert any(r[1] == "c_prospect" and str(r[2]) == "2026-11-19" for r in incremental)
+    # Seeds stay: a full refresh of a seed drops it, and on Postgres its dependent views too.
+    p.dbt(
+        "build",
+        "--full-refresh",
+        "--exclude",
+        "resource_type:seed",
+        vars={"phasegate__as_of": "2026-11-22"},
+    )
+    assert sorted(query(p, "select * from int_customer_days_aggregated")) == incremental
+    assert membership(p)["c_prospect"] == "active"
