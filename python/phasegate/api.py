@@ -11,7 +11,7 @@ from pathlib import Path
 
 from phasegate.checks import CheckResult, run_checks
 from phasegate.config import PhasegateConfig
-from phasegate.dbt_runner import DbtInvocation, run_dbt
+from phasegate.dbt_runner import DbtInvocation, run_dbt, target_dir
 from phasegate.errors import BlockedError, ConfigError
 from phasegate.ledger import Ledger
 from phasegate.sync import SyncSummary, new_run_id, run_sync
@@ -33,7 +33,7 @@ def _source_schema(project_dir: Path) -> str:
 def load_sources(cfg: PhasegateConfig, data_dir: Path, schema: str | None = None) -> dict[str, int]:
     """Load the source-contract Parquet files into the warehouse's source schema."""
     project_dir = Path(cfg.project_dir)
-    schema = schema or _source_schema(project_dir)
+    schema = schema or cfg.source_schema or _source_schema(project_dir)
     missing = [t for t in SOURCE_TABLES if not (data_dir / f"{t}.parquet").exists()]
     if missing:
         raise ConfigError(
@@ -58,35 +58,42 @@ def build(
         args.append("--full-refresh")
     if select:
         args += ["--select", select]
-    return run_dbt(args, Path(cfg.project_dir), cfg.target, _vars(as_of))
+    return run_dbt(args, Path(cfg.project_dir), cfg.target, _vars(cfg, as_of))
 
 
-def _vars(as_of: date | None) -> dict | None:
-    return {"phasegate__as_of": as_of.isoformat()} if as_of else None
+def _vars(cfg: PhasegateConfig, as_of: date | None) -> dict | None:
+    out = {}
+    if cfg.source_schema:
+        out["phasegate__source_schema"] = cfg.source_schema
+    if as_of:
+        out["phasegate__as_of"] = as_of.isoformat()
+    return out or None
 
 
-def backfill(cfg: PhasegateConfig, start: date, end: date, progress: bool = True) -> int:
+def backfill(cfg: PhasegateConfig, start: date, end: date) -> int:
     """Evaluate every date from start to end in order (a state machine depends on the day
     before), then build everything as of `end`. Re-running a range rebuilds the same history:
     evaluating a date first removes the transitions on and after it."""
     if end < start:
         raise ConfigError(f"--end {end} is before --start {start}")
-    from rich.progress import Progress
-
     project_dir = Path(cfg.project_dir)
     days = (end - start).days
-    run_dbt(["run", "--select", "+int_customer_days_aggregated"], project_dir, cfg.target, _vars(end))
-    with Progress(disable=not progress) as bar:
-        task = bar.add_task("backfill", total=days)
-        for i in range(days):
-            d = start + timedelta(days=i)
-            run_dbt(
-                ["run", "--select", "phasegate__customer_signals phasegate__phase_transitions"],
-                project_dir,
-                cfg.target,
-                _vars(d),
-            )
-            bar.advance(task)
+    # Daily activity through `end`, and the transitions table (evaluating `start`).
+    run_dbt(["run", "--select", "+phasegate__customer_signals"], project_dir, cfg.target, _vars(cfg, end))
+    run_dbt(
+        ["run", "--select", "phasegate__customer_signals phasegate__phase_transitions"],
+        project_dir,
+        cfg.target,
+        _vars(cfg, start),
+    )
+    if days > 1:
+        args = {"start_date": (start + timedelta(days=1)).isoformat(), "end_date": end.isoformat()}
+        run_dbt(
+            ["run-operation", "phasegate.backfill_phases", "--args", json.dumps(args)],
+            project_dir,
+            cfg.target,
+            _vars(cfg, end),
+        )
     build(cfg, end)
     return days + 1
 
@@ -108,7 +115,7 @@ def _latest_as_of(wh: Warehouse) -> date:
 
 
 def _invocation_id(project_dir: Path) -> str | None:
-    path = project_dir / "target" / "run_results.json"
+    path = target_dir(project_dir) / "run_results.json"
     if path.exists():
         return json.loads(path.read_text()).get("metadata", {}).get("invocation_id")
     return None

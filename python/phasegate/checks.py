@@ -3,6 +3,7 @@ the result says what was observed, what was allowed, and shows failing rows."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from phasegate.config import PhasegateConfig
+from phasegate.dbt_runner import target_dir
 from phasegate.warehouse import Warehouse, qualified
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,7 @@ class CheckResult:
 
 def check_dbt_build(project_dir: Path) -> CheckResult:
     """The last dbt invocation must be a build whose models and tests all passed."""
-    path = project_dir / "target" / "run_results.json"
+    path = target_dir(project_dir) / "run_results.json"
     name = "dbt_build_passed"
     if not path.exists():
         return CheckResult(
@@ -193,22 +195,41 @@ def check_quarantine_share(wh: Warehouse, max_share: float) -> CheckResult:
     )
 
 
+def _guarded(name: str, fn, *args) -> CheckResult:
+    """A check that cannot run (a missing table after a failed build, a lost connection)
+    fails closed: it blocks, and says why."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - any error in a gate must block, not crash
+        log.debug("check %s raised", name, exc_info=True)
+        for arg in args:
+            if isinstance(arg, Warehouse):
+                with contextlib.suppress(Exception):
+                    arg.rollback()  # Postgres refuses further statements in an aborted transaction
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return CheckResult(
+            name,
+            False,
+            "check could not run",
+            "check runs",
+            f"{type(exc).__name__}: {first_line[:300]} (is the dbt build complete?)",
+        )
+
+
 def run_checks(cfg: PhasegateConfig, wh: Warehouse) -> list[CheckResult]:
     project_dir = Path(cfg.project_dir)
     results: list[CheckResult] = []
     if cfg.checks.require_dbt_tests:
-        results.append(check_dbt_build(project_dir))
+        results.append(_guarded("dbt_build_passed", check_dbt_build, project_dir))
     if cfg.checks.great_expectations:
-        results.append(check_membership_expectations(wh))
-    results.append(check_blast_radius(wh, cfg.checks.max_changed_share))
-    results.append(check_quarantine_share(wh, cfg.checks.max_quarantined_share))
+        results.append(_guarded("membership_expectations", check_membership_expectations, wh))
+    results.append(_guarded("blast_radius", check_blast_radius, wh, cfg.checks.max_changed_share))
+    results.append(
+        _guarded("quarantined_events", check_quarantine_share, wh, cfg.checks.max_quarantined_share)
+    )
     for r in results:
         log.info(
-            "check %s: %s (%s; allowed %s)",
-            r.name,
-            "pass" if r.passed else "FAIL",
-            r.observed,
-            r.allowed,
+            "check %s: %s (%s; allowed %s)", r.name, "pass" if r.passed else "FAIL", r.observed, r.allowed
         )
     return results
 

@@ -98,6 +98,11 @@ class PhasegateConfig(_Strict):
     version: Literal[1] = 1
     project_dir: str = "."
     target: str | None = None
+    source_schema: str | None = Field(
+        default=None,
+        description="Schema of the source tables; overrides phasegate__source_schema for every "
+        "build and for `phasegate load`.",
+    )
     ops_schema: str = Field(default="phasegate_ops", description="Schema for ledgers and audit.")
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
     syncs: list[SyncConfig] = Field(default_factory=list)

@@ -19,6 +19,12 @@ from phasegate.profiles import profiles_dir
 log = logging.getLogger(__name__)
 
 
+def target_dir(project_dir: Path) -> Path:
+    """Where dbt writes artifacts; DBT_TARGET_PATH moves it, as it does for dbt itself."""
+    configured = Path(os.environ.get("DBT_TARGET_PATH", "target"))
+    return configured if configured.is_absolute() else project_dir / configured
+
+
 def _dbt_executable() -> str:
     sibling = Path(sys.executable).with_name("dbt")
     if sibling.exists():
@@ -63,8 +69,10 @@ def run_dbt(
     log.info("running: %s", " ".join(cmd[1:]))
     env = dict(os.environ)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    results_path = target_dir(project_dir) / "run_results.json"
+    # A failed invocation may write no results; a stale file must not vouch for it.
+    results_path.unlink(missing_ok=True)
     proc = subprocess.run(cmd, cwd=project_dir, stdout=sys.stderr, stderr=sys.stderr, env=env)
-    results_path = project_dir / "target" / "run_results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else None
     inv = DbtInvocation(cmd, proc.returncode, results)
     if check and proc.returncode != 0:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from phasegate import api
 from phasegate.config import PhasegateConfig
+from phasegate.dbt_runner import target_dir
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def run_demo(
         "generated data": str(data_dir.resolve()),
         "ground truth": str(truth_path.resolve()),
         "warehouse": api.phase_summary(cfg)["warehouse"],
-        "dbt results": str(Path(cfg.project_dir) / "target" / "run_results.json"),
+        "dbt results": str(target_dir(Path(cfg.project_dir)) / "run_results.json"),
         "ledgers": f"schema {cfg.ops_schema} (sync_runs, sync_state, delivered_events, "
         "rejected_records, check_results)",
     }

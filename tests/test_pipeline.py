@@ -1,0 +1,232 @@
+"""The thin end-to-end path on generated data: load -> build/backfill -> checks -> sync to
+the file destination, through the Python API and the CLI, on DuckDB and Postgres."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import BIN, REPO, drop_pg_schemas, warehouse_env
+
+from phasegate import api
+from phasegate.config import load_config
+from phasegate.errors import BlockedError, ExitCode
+from phasegate.generator import GeneratorConfig, generate
+
+END = date(2026, 11, 20)
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("generated")
+    generate(GeneratorConfig(customers=1500, days=240, seed=7, out=out, end_date=END))
+    return out
+
+
+@pytest.fixture
+def pipeline(tmp_path, warehouse_kind, monkeypatch, generated):
+    """A phasegate.yml over this repo's dbt project, with its own warehouse, schemas,
+    dbt target path and outbox."""
+    env = warehouse_env(warehouse_kind, tmp_path)
+    env["DBT_TARGET_PATH"] = str(tmp_path / "dbt_target")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    suffix = uuid.uuid4().hex[:8]
+    cfg = {
+        "version": 1,
+        "project_dir": str(REPO),
+        "source_schema": f"raw_{suffix}",
+        "ops_schema": f"ops_{suffix}",
+        "syncs": [
+            {
+                "name": "outbox",
+                "destination": {"type": "file", "path": str(tmp_path / "outbox"), "format": "jsonl"},
+                "fields": ["orders_lifetime", "days_since_last_order"],
+                "field_mapping": {"orders_lifetime": "total_orders"},
+            }
+        ],
+    }
+    path = tmp_path / "phasegate.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    yield path, env
+    if warehouse_kind == "postgres":
+        drop_pg_schemas(env, env["PHASEGATE_PG_SCHEMA"], cfg["source_schema"], cfg["ops_schema"])
+
+
+def outbox_records(cfg) -> list[dict]:
+    root = Path(cfg.syncs[0].destination.path)
+    return [json.loads(line) for f in sorted(root.rglob("*.jsonl")) for line in f.read_text().splitlines()]
+
+
+def test_end_to_end_sync_is_incremental_and_rerunnable(pipeline, generated):
+    path, _ = pipeline
+    cfg = load_config(path)
+    rows = api.load_sources(cfg, generated)
+    truth = json.loads((generated / "truth.json").read_text())
+    assert rows["customers"] == truth["rows"]["customers"]
+    api.backfill(cfg, date(2026, 11, 14), END)
+
+    report = api.activate(cfg, progress=False)
+    assert all(c.passed for c in report.checks), [(c.name, c.message) for c in report.checks]
+    first = report.syncs[0]
+    assert first.upserts == 1500 and first.removes == 0
+    assert first.events > 0  # transitions during the backfilled week, entered + exited
+    assert first.sent == first.upserts + first.events and first.rejected == 0
+
+    records = outbox_records(cfg)
+    assert len(records) == first.sent
+    assert len({r["record_id"] for r in records}) == len(records)
+    upserts = [r for r in records if r["kind"] == "upsert"]
+    assert {"lifecycle_phase", "lifecycle_phase_entered_on", "total_orders"} <= set(upserts[0])
+    assert all(isinstance(r["total_orders"], int) for r in upserts)
+
+    # Rebuilding the same day and syncing again sends nothing.
+    api.build(cfg, END)
+    again = api.activate(cfg, progress=False).syncs[0]
+    assert (again.upserts, again.removes, again.events, again.sent) == (0, 0, 0, 0)
+
+    # The next day: only customers whose attributes changed, and that day's phase events.
+    api.build(cfg, date(2026, 11, 21))
+    nxt = api.activate(cfg, progress=False).syncs[0]
+    assert 0 < nxt.upserts < 1500  # days_since_last_order moves for buyers; not for prospects
+    assert len(outbox_records(cfg)) == first.sent + nxt.sent
+
+
+def test_backfill_matches_day_by_day_builds(tmp_path, monkeypatch, generated):
+    """The backfill operation and scheduled daily builds share SQL and give the same history."""
+    histories = []
+    for mode in ("backfill", "daily"):
+        env = warehouse_env("duckdb", tmp_path / mode)
+        (tmp_path / mode).mkdir()
+        env["DBT_TARGET_PATH"] = str(tmp_path / mode / "target")
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        cfg = load_config(_write_cfg(tmp_path / mode))
+        api.load_sources(cfg, generated)
+        if mode == "backfill":
+            api.backfill(cfg, date(2026, 11, 16), END)
+        else:
+            for day in range(16, 21):
+                api.build(cfg, date(2026, 11, day))
+        import duckdb
+
+        con = duckdb.connect(env["PHASEGATE_DUCKDB_PATH"], read_only=True)
+        histories.append(sorted(con.execute("select * from phasegate__phase_transitions").fetchall()))
+        con.close()
+    assert histories[0] == histories[1]
+    assert len({r[5] for r in histories[0]}) > 1  # changes on several days, not only placements
+
+
+def _write_cfg(directory: Path, **checks) -> Path:
+    path = directory / "phasegate.yml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "project_dir": str(REPO),
+                "source_schema": "raw",
+                "checks": checks,
+                "syncs": [
+                    {"name": "outbox", "destination": {"type": "file", "path": str(directory / "outbox")}}
+                ],
+            }
+        )
+    )
+    return path
+
+
+def _cli(args: list[str], env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "phasegate"), *args], env=env, capture_output=True, text=True, cwd=REPO)
+
+
+def test_blocked_activation_sends_nothing_and_says_why(pipeline, generated):
+    path, env = pipeline
+    cfg = load_config(path)
+    api.load_sources(cfg, generated)
+    # Long enough for customers placed on day one to outlast the 3-day minimum dwell.
+    api.backfill(cfg, date(2026, 11, 14), END)
+
+    # A limit no real day can meet: the latest evaluation moved some customers.
+    raw = yaml.safe_load(path.read_text())
+    raw["checks"] = {"max_changed_share": 0.0}
+    path.write_text(yaml.safe_dump(raw))
+    cfg = load_config(path)
+    with pytest.raises(BlockedError) as info:
+        api.activate(cfg, progress=False)
+    failed = [r for r in info.value.results if not r.passed]
+    assert [r.name for r in failed] == ["blast_radius"]
+    assert failed[0].samples and failed[0].samples[0]["changed"] > 0
+    assert outbox_records(cfg) == []
+
+    proc = _cli(["sync", "--config", str(path)], env)
+    assert proc.returncode == ExitCode.BLOCKED
+    assert "blast_radius" in proc.stdout and "FAIL" in proc.stdout
+    assert outbox_records(cfg) == []
+
+    # An override needs a reason, and is recorded with it.
+    proc = _cli(["sync", "--config", str(path), "--force"], env)
+    assert proc.returncode == ExitCode.CONFIG and "--reason" in proc.stderr
+    proc = _cli(["sync", "--config", str(path), "--force", "--reason", "planned repricing"], env)
+    assert proc.returncode == ExitCode.OK, proc.stderr[-2000:]
+    assert len(outbox_records(cfg)) > 0
+    from phasegate.warehouse import connect
+
+    wh = connect(REPO, None)
+    try:
+        rows = wh.query(f"select message from {cfg.ops_schema}.check_results where check_name = 'override'")
+        statuses = [
+            r[0] for r in wh.query(f"select status from {cfg.ops_schema}.sync_runs order by started_at")
+        ]
+    finally:
+        wh.close()
+    assert rows == [("forced: planned repricing",)]
+    assert statuses == ["blocked", "blocked", "success"]
+
+
+def test_failed_dbt_tests_block_activation(pipeline, generated, tmp_path):
+    path, env = pipeline
+    cfg = load_config(path)
+    # Duplicate customer rows: the staging primary-key test fails, and so must activation.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("identities", "events", "consents"):
+        (bad / f"{name}.parquet").write_bytes((generated / f"{name}.parquet").read_bytes())
+    customers = pq.read_table(generated / "customers.parquet")
+    pq.write_table(pa.concat_tables([customers, customers.slice(0, 3)]), bad / "customers.parquet")
+    api.load_sources(cfg, bad)
+    proc = _cli(["build", "--config", str(path), "--as-of", END.isoformat()], env)
+    assert proc.returncode == ExitCode.BUILD_FAILED
+    assert "unique_stg_phasegate__customers_customer_id" in proc.stderr
+    proc = _cli(["check", "--config", str(path)], env)
+    assert proc.returncode == ExitCode.BLOCKED
+    assert "dbt_build_passed" in proc.stdout and "FAIL" in proc.stdout
+
+
+def test_cli_reports_configuration_errors(tmp_path):
+    bad = tmp_path / "phasegate.yml"
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "syncs": [
+                    {"name": "ok_name", "destination": {"type": "file", "path": "x"}, "feilds": ["a"]},
+                    {"name": "Bad-Name", "destination": {"type": "carrier_pigeon"}},
+                ],
+            }
+        )
+    )
+    proc = subprocess.run(
+        [str(BIN / "phasegate"), "sync", "--config", str(bad)], capture_output=True, text=True
+    )
+    assert proc.returncode == ExitCode.CONFIG
+    assert "syncs[0] (sync 'ok_name').feilds: unknown field" in proc.stderr
+    assert "syncs[1] (sync 'Bad-Name').name" in proc.stderr
+    assert "carrier_pigeon" in proc.stderr or "destination" in proc.stderr
