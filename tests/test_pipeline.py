@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BIN, REPO, drop_pg_schemas, warehouse_env
 
+from conftest import BIN, REPO, drop_pg_schemas, warehouse_env
 from phasegate import api
 from phasegate.config import load_config
 from phasegate.errors import BlockedError, ExitCode
