@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,19 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PG_DEFAULTS = {"PGHOST": "127.0.0.1", "PGPORT": "5432", "PGUSER": "postgres", "PGDATABASE": "test"}
+
+
+END = date(2026, 11, 20)
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory) -> Path:
+    """A small generated dataset (with its dirty-data defaults) shared by the session."""
+    from phasegate.generator import GeneratorConfig, generate
+
+    out = tmp_path_factory.mktemp("generated")
+    generate(GeneratorConfig(customers=1500, days=240, seed=7, out=out, end_date=END))
+    return out
 
 
 def postgres_required() -> bool:

@@ -57,3 +57,34 @@
 {% macro journeys() %}
   {% do return(var('phasegate__journeys', phasegate.default_journeys())) %}
 {% endmacro %}
+
+{#- Windows (days) of the transition matrix mart. -#}
+{% macro transition_windows() %}
+  {% do return(var('phasegate__transition_windows_days', [7, 30, 90])) %}
+{% endmacro %}
+
+{#- Identity stitching guards. -#}
+{% macro identity_blocklist() %}
+  {% set defaults = ['test@test.com', 'test@example.com', 'email@example.com', 'noreply@example.com',
+      'no-reply@example.com', 'none@none.com', 'null@null.com', '0000000000', '+0000000000',
+      '1234567890', '+11234567890', '00000000-0000-0000-0000-000000000000', 'unknown', 'null',
+      'undefined', 'none', 'anonymous', 'n/a'] %}
+  {% set values = [] %}
+  {% for v in var('phasegate__identity_blocklist', defaults) %}{% do values.append(v | string | trim | lower) %}{% endfor %}
+  {% do return(values) %}
+{% endmacro %}
+
+{#- A non-user identifier linked to more distinct identifiers than this is a hub (a shared
+    device, a family email, a call-centre phone) and links nobody. -#}
+{% macro identity_max_links() %}
+  {% do return(var('phasegate__identity_max_links', 25) | int) %}
+{% endmacro %}
+
+{% macro identity_max_identifiers_per_customer() %}
+  {% do return(var('phasegate__identity_max_identifiers_per_customer', 50) | int) %}
+{% endmacro %}
+
+{#- Graph hops searched from each customer's user_id (user -> anonymous id -> device is 2). -#}
+{% macro identity_max_hops() %}
+  {% do return(var('phasegate__identity_max_hops', 4) | int) %}
+{% endmacro %}

@@ -40,7 +40,7 @@
 {% macro quoted_list(values) %}
   {%- set values = [values] if values is string else values -%}
   {%- set quoted = [] -%}
-  {%- for v in values %}{% do quoted.append("'" ~ v ~ "'") %}{% endfor -%}
+  {%- for v in values %}{% do quoted.append("'" ~ (v | string | replace("'", "''")) ~ "'") %}{% endfor -%}
   {{- quoted | join(', ') -}}
 {% endmacro %}
 

@@ -42,7 +42,7 @@ resolved as (
         coalesce(n.user_id, m.customer_id) as customer_id
     from numbered as n
     left join {{ identity_map }} as m
-        on m.identifier_type = 'anonymous_id' and m.identifier_value = n.anonymous_id
+        on m.identifier_type = 'anonymous_id' and m.identifier_value = n.anonymous_id and m.within_limit
     where n._pg_copy = 1
 )
 

@@ -8,11 +8,12 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from phasegate.destinations.configs import DestinationConfig
 from phasegate.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "phasegate.yml"
@@ -21,15 +22,6 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class FileDestinationConfig(_Strict):
-    type: Literal["file"]
-    path: str = Field(description="Directory the batches are written to.")
-    format: Literal["jsonl", "csv", "parquet"] = "jsonl"
-
-
-DestinationConfig = Annotated[FileDestinationConfig, Field(discriminator="type")]
 
 
 class EventNames(_Strict):
@@ -168,6 +160,5 @@ def load_config(path: str | Path | None = None) -> PhasegateConfig:
     base = path.resolve().parent
     cfg.project_dir = str((base / cfg.project_dir).resolve())
     for s in cfg.syncs:
-        if s.destination.type == "file":
-            s.destination.path = str((base / s.destination.path).resolve())
+        s.destination = s.destination.resolved(base)
     return cfg

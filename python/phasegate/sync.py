@@ -110,10 +110,15 @@ class SyncPlanner:
         if self.sync.phases:
             plist = ", ".join(f"'{p}'" for p in self.sync.phases)
             phase_filter = f"having sum(case when m.phase in ({plist}) then 1 else 0 end) > 0"
-        payload_cols = [alias for _, alias in self.attribute_columns(journeys)] + list(self.sync.fields)
-        sig_select = "".join(f", sg.{f}" for f in self.sync.fields)
+        ids = list(self.sync.identifiers)
+        payload_cols = [alias for _, alias in self.attribute_columns(journeys)] + list(self.sync.fields) + ids
+        sig_select = "".join(f", sg.{f}" for f in self.sync.fields) + "".join(f", cu.{c}" for c in ids)
+
+        def source(col: str) -> str:
+            return ("sg." if col in self.sync.fields else "cu." if col in ids else "mb.") + col
+
         state = self.ledger.table("sync_state")
-        fingerprint_sql = _concat_key([("sg." if c in self.sync.fields else "mb.") + c for c in payload_cols])
+        fingerprint_sql = _concat_key([source(c) for c in payload_cols])
         self.wh.execute(f"drop table if exists {self.attr_plan}")
         self.wh.execute(f"""
             create table {self.attr_plan} as
@@ -130,6 +135,8 @@ class SyncPlanner:
                 from members as mb
                 left join {qualified(s, "phasegate__customer_signals")} as sg
                   on sg.customer_id = mb.customer_id
+                left join {qualified(s, "stg_phasegate__customers")} as cu
+                  on cu.customer_id = mb.customer_id
             ),
             changes as (
                 select 'upsert' as op, d.customer_id as record_key, d.fingerprint,
@@ -163,30 +170,35 @@ class SyncPlanner:
         initial = "" if self.sync.send_initial_entries else "and t.from_phase is not null"
         delivered = self.ledger.table("delivered_events")
         ev = self.sync.events
+        ids = "".join(f", cu.{c}" for c in self.sync.identifiers)
+        transitions = qualified(s, "phasegate__phase_transitions")
+        customers = qualified(s, "stg_phasegate__customers")
         self.wh.execute(f"drop table if exists {self.event_plan}")
         self.wh.execute(
             f"""
             create table {self.event_plan} as
             with raw as (
                 select md5('{name}' || '|' || t.transition_id || '|entered') as record_id,
-                       t.customer_id as record_key, '{ev.entered}' as event_name, t.journey,
+                       t.customer_id as record_key, cast(? as varchar) as event_name, t.journey,
                        t.to_phase as phase, t.from_phase as other_phase,
                        t.transitioned_on as occurred_on, t.transition_id
-                from {qualified(s, "phasegate__phase_transitions")} as t
+                from {transitions} as t
                 where t.journey in ({jlist}) and t.transitioned_on >= ? {initial}
                 union all
                 select md5('{name}' || '|' || t.transition_id || '|exited'),
-                       t.customer_id, '{ev.exited}', t.journey, t.from_phase, t.to_phase,
+                       t.customer_id, cast(? as varchar), t.journey, t.from_phase, t.to_phase,
                        t.transitioned_on, t.transition_id
-                from {qualified(s, "phasegate__phase_transitions")} as t
+                from {transitions} as t
                 where t.journey in ({jlist}) and t.transitioned_on >= ? and t.from_phase is not null
             )
-            select row_number() over (order by occurred_on, record_key, event_name) as seq, raw.*
+            select row_number() over (order by raw.occurred_on, raw.record_key, raw.event_name) as seq,
+                   raw.*{ids}
             from raw
+            left join {customers} as cu on cu.customer_id = raw.record_key
             where not exists (
                 select 1 from {delivered} as d where d.sync_name = '{name}' and d.event_id = raw.record_id
             )""",
-            (since, since),
+            (ev.entered, since, ev.exited, since),
         )
         ((n,),) = self.wh.query(f"select count(*) from {self.event_plan}")
         return n
@@ -216,17 +228,9 @@ def _records(
             )
         else:
             kind = "event"
-            payload = {
-                c: _jsonable(row[idx[c]])
-                for c in (
-                    "event_name",
-                    "journey",
-                    "phase",
-                    "other_phase",
-                    "occurred_on",
-                    "transition_id",
-                )
-            }
+            cols_out = ["event_name", "journey", "phase", "other_phase", "occurred_on", "transition_id"]
+            cols_out += [c for c in ("email", "phone") if c in idx]
+            payload = {c: _jsonable(row[idx[c]]) for c in cols_out}
         out.append(
             Record(
                 record_id=row[idx["record_id"]],

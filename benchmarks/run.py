@@ -1,0 +1,157 @@
+"""Benchmarks (not timed tests): generator, load, full dbt build, one incremental day, and a
+hand-written single DuckDB query computing the same signals and phases as a lower bound.
+
+    .venv/bin/python benchmarks/run.py --customers 100000
+
+Each step runs as its own process; wall time and that process's peak RSS are recorded
+(os.wait4), and a Markdown table is printed for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+LOWER_BOUND_SQL = """
+create or replace table bench_lower_bound as
+with ev as (
+    select e.*, coalesce(e.user_id, m.user_id) as customer_id
+    from (select *, row_number() over (partition by event_id order by received_at) as rn
+          from phasegate_raw.events) e
+    left join (select identity_value_a as anon, any_value(identity_value_b) as user_id
+               from phasegate_raw.identities
+               where identity_type_a = 'anonymous_id' and identity_type_b = 'user_id'
+               group by 1) m on m.anon = e.anonymous_id
+    where e.rn = 1 and e.occurred_at < DATE '{end}' + 1
+      and e.occurred_at <= e.received_at + interval 60 minute
+),
+daily as (
+    select customer_id, cast(occurred_at as date) as d,
+           count(*) filter (where event_type = 'order') as orders,
+           sum(amount) filter (where event_type = 'order') as revenue,
+           count(*) filter (where event_type not in ('email_sent', 'sms_sent')) as inbound
+    from ev where customer_id is not null group by 1, 2
+),
+sig as (
+    select c.customer_id,
+           DATE '{end}' - cast(c.signup_at as date) as days_since_signup,
+           coalesce(sum(orders), 0) as orders_lifetime,
+           coalesce(sum(orders) filter (where d > DATE '{end}' - 30), 0) as orders_last_30d,
+           DATE '{end}' - max(d) filter (where orders > 0) as days_since_last_order,
+           DATE '{end}' - max(d) filter (where inbound > 0) as days_since_last_seen,
+           coalesce(sum(revenue), 0) as revenue_lifetime
+    from phasegate_raw.customers c left join daily on daily.customer_id = c.customer_id
+    where c.signup_at < DATE '{end}' + 1
+    group by 1, 2
+)
+select *, case
+    when days_since_signup <= 30 and orders_lifetime = 0 then 'onboarding'
+    when days_since_last_order <= 60 then 'active'
+    when days_since_last_order between 61 and 120 then 'at_risk'
+    when days_since_last_order > 120 then 'lapsed'
+    else 'prospect' end as phase
+from sig
+"""
+
+
+def step(name: str, cmd: list[str], env: dict) -> dict:
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{name} failed:\n{stderr[-3000:]}")
+    return {"step": name, "seconds": round(elapsed, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--customers", type=int, default=100_000)
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
+    args = ap.parse_args()
+    end = date(2026, 11, 20)
+    args.out.mkdir(parents=True, exist_ok=True)
+    data = args.out / f"data_{args.customers}"
+    env = dict(
+        os.environ,
+        PHASEGATE_DUCKDB_PATH=str(args.out / f"bench_{args.customers}.duckdb"),
+        PHASEGATE_TARGET="duckdb",
+        DBT_TARGET_PATH=str(args.out / "target"),
+    )
+    Path(env["PHASEGATE_DUCKDB_PATH"]).unlink(missing_ok=True)
+    pg = str(BIN / "phasegate")
+    cfg = ["--config", str(args.out / "bench.yml")]
+    (args.out / "bench.yml").write_text(f"version: 1\nproject_dir: {REPO}\n")
+    results = [
+        step(
+            "generate",
+            [
+                pg,
+                "generate",
+                "--customers",
+                str(args.customers),
+                "--days",
+                str(args.days),
+                "--seed",
+                str(args.seed),
+                "--out",
+                str(data),
+                "--end-date",
+                end.isoformat(),
+            ],
+            env,
+        ),
+        step("load", [pg, "load", "--data", str(data), *cfg], env),
+        step("dbt build (full)", [pg, "build", "--full-refresh", "--as-of", end.isoformat(), *cfg], env),
+        step(
+            "dbt build (one incremental day)",
+            [pg, "build", "--as-of", (end + timedelta(days=1)).isoformat(), *cfg],
+            env,
+        ),
+    ]
+    lower = LOWER_BOUND_SQL.format(end=end.isoformat())
+    code = (
+        "import duckdb,sys; c=duckdb.connect(sys.argv[1]); c.execute(\"set TimeZone='UTC'\"); "
+        "c.execute(sys.argv[2])"
+    )
+    results.append(
+        step(
+            "hand-written single query (lower bound)",
+            [sys.executable, "-c", code, env["PHASEGATE_DUCKDB_PATH"], lower],
+            env,
+        )
+    )
+    truth = json.loads((data / "truth.json").read_text())
+    meta = {
+        "customers": args.customers,
+        "events": truth["rows"]["events"],
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "command": " ".join(["benchmarks/run.py", *sys.argv[1:]]),
+    }
+    (args.out / f"results_{args.customers}.json").write_text(json.dumps({"meta": meta, "steps": results}))
+    full = results[2]["seconds"]
+    print(f"{args.customers:,} customers, {meta['events']:,} events — {meta['machine']}")
+    print("| step | seconds | peak RSS (MB) |\n|---|---:|---:|")
+    for r in results:
+        print(f"| {r['step']} | {r['seconds']} | {r['peak_rss_mb']} |")
+    print(
+        f"\nfull build / lower bound: {full / results[4]['seconds']:.1f}x; "
+        f"incremental day / full build: {results[3]['seconds'] / full:.0%}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+{#- Every link between two identifiers, from the identities source, the customers'
+    own email and phone, and events carrying both a user id and an anonymous id, with values
+    normalised (emails lowercased and trimmed, phones to E.164 using the linked customer's
+    country) and `drop_reason` set for links that must not join anyone. -#}
+{%- set blocklist = phasegate.identity_blocklist() %}
+with customers as (
+    select * from {{ ref('stg_phasegate__customers') }}
+),
+
+raw_links as (
+    select identity_type_a as type_a, identity_value_a as raw_a,
+           identity_type_b as type_b, identity_value_b as raw_b, observed_at, 'identities' as link_source
+    from {{ ref('stg_phasegate__identities') }}
+    union all
+    select 'user_id', customer_id, 'email', email, signup_at, 'customers'
+    from customers where email is not null
+    union all
+    select 'user_id', customer_id, 'phone', phone, signup_at, 'customers'
+    from customers where phone is not null
+    union all
+    select 'user_id', user_id, 'anonymous_id', anonymous_id, max(received_at), 'events'
+    from {{ ref('stg_phasegate__events') }}
+    where user_id is not null and anonymous_id is not null
+    group by user_id, anonymous_id
+),
+
+with_country as (
+    select
+        l.*,
+        coalesce(ca.country, cb.country) as country
+    from raw_links as l
+    left join customers as ca on l.type_a = 'user_id' and ca.customer_id = l.raw_a
+    left join customers as cb on l.type_b = 'user_id' and cb.customer_id = l.raw_b
+),
+
+normalized as (
+    select
+        w.type_a,
+        w.raw_a,
+        {{ phasegate.normalize_identifier('w.type_a', 'w.raw_a', 'cc.calling_code', 'cc.trunk_prefix') }} as value_a,
+        w.type_b,
+        w.raw_b,
+        {{ phasegate.normalize_identifier('w.type_b', 'w.raw_b', 'cc.calling_code', 'cc.trunk_prefix') }} as value_b,
+        w.observed_at,
+        w.link_source
+    from with_country as w
+    left join {{ ref('phasegate__country_calling_codes') }} as cc on cc.country = w.country
+),
+
+side_reasons as (
+    select
+        n.*,
+        {{ phasegate.identifier_problem('n.type_a', 'n.raw_a', 'n.value_a', blocklist) }} as reason_a,
+        {{ phasegate.identifier_problem('n.type_b', 'n.raw_b', 'n.value_b', blocklist) }} as reason_b
+    from normalized as n
+)
+
+select
+    type_a,
+    raw_a,
+    value_a,
+    reason_a,
+    type_b,
+    raw_b,
+    value_b,
+    reason_b,
+    observed_at,
+    link_source,
+    coalesce(reason_a, reason_b) as drop_reason
+from side_reasons

@@ -1,0 +1,181 @@
+"""Identity stitching on adversarial graphs, and configuration validation at on-run-start,
+through real dbt builds of the integration project."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import make_integration_project, query
+
+# (type_a, value_a, type_b, value_b): each scenario's links, on top of the base seeds.
+ADVERSARIAL_LINKS = [
+    # chain: c_active -> anon -> device -> anon2 (3 hops)
+    ("anonymous_id", "a_chain1", "user_id", "c_active"),
+    ("device_id", "d_chain", "anonymous_id", "a_chain1"),
+    ("device_id", "d_chain", "anonymous_id", "a_chain2"),
+    # cycle between c_lapsed's identifiers: must terminate and assign once
+    ("anonymous_id", "a_cyc1", "user_id", "c_lapsed"),
+    ("anonymous_id", "a_cyc1", "device_id", "d_cyc"),
+    ("anonymous_id", "a_cyc2", "device_id", "d_cyc"),
+    ("anonymous_id", "a_cyc2", "user_id", "c_lapsed"),
+    # an anonymous id seen with two customers: never merges them
+    ("anonymous_id", "a_shared", "user_id", "c_new"),
+    ("anonymous_id", "a_shared", "user_id", "c_prospect"),
+    # junk identifiers: blocklisted and malformed values link nobody
+    ("email", " TEST@test.com ", "user_id", "c_new"),
+    ("email", "test@test.com", "user_id", "c_prospect"),
+    ("phone", "12", "user_id", "c_new"),
+]
+# star: one device linked to 30 anonymous ids of which two belong to different customers
+STAR = [("device_id", "d_star", "anonymous_id", f"a_star{i}") for i in range(30)] + [
+    ("anonymous_id", "a_star0", "user_id", "c_at_risk"),
+    ("anonymous_id", "a_star1", "user_id", "c_anon"),
+]
+
+
+def _add_links(project, links):
+    path = project.path / "seeds" / "identities.csv"
+    rows = "".join(f"{a},{va},{b},{vb},2026-06-01 10:00:00\n" for a, va, b, vb in links)
+    path.write_text(path.read_text() + rows)
+
+
+def test_identity_stitching_resists_over_merging(integration_project):
+    p = integration_project
+    _add_links(p, ADVERSARIAL_LINKS + STAR)
+    p.dbt("seed")
+    p.dbt("build", "--select", "+phasegate__identity_guard_report")
+
+    owner = {
+        (t, v): c
+        for t, v, c in query(
+            p,
+            """
+        select identifier_type, identifier_value, customer_id from int_identifiers_stitched
+        where within_limit""",
+        )
+    }
+    assert owner[("device_id", "d_chain")] == "c_active"
+    assert owner[("anonymous_id", "a_chain2")] == "c_active"  # 3 hops, within the default 4
+    assert owner[("anonymous_id", "a_cyc1")] == owner[("anonymous_id", "a_cyc2")] == "c_lapsed"
+    assert owner[("device_id", "d_cyc")] == "c_lapsed"
+    # Each customer is still itself: no user_id maps to another customer.
+    users = [(v, c) for (t, v), c in owner.items() if t == "user_id"]
+    assert all(v == c for v, c in users) and len(users) == 7
+    # The shared anonymous id goes to exactly one of them (most recent link, then lowest id).
+    assert owner[("anonymous_id", "a_shared")] in {"c_new", "c_prospect"}
+    # The star's hub joins nobody; its spokes stay with their own customers or nobody.
+    assert ("device_id", "d_star") not in owner
+    assert owner[("anonymous_id", "a_star0")] == "c_at_risk"
+    assert owner[("anonymous_id", "a_star1")] == "c_anon"
+    assert ("anonymous_id", "a_star5") not in owner
+    assert ("email", "test@test.com") not in owner
+    # Phones are normalised to E.164 with the customer's country.
+    assert owner[("phone", "+442071838750")] == "c_lapsed"
+
+    guards = {
+        (t, v, g)
+        for t, v, g in query(
+            p,
+            """
+        select identifier_type, identifier_value, guard from phasegate__identity_guard_report""",
+        )
+    }
+    assert ("device_id", "d_star", "hub") in guards
+    assert ("email", "test@test.com", "blocklisted") in guards
+    assert ("phone", "12", "invalid_format") in guards
+    assert ("anonymous_id", "a_shared", "shared_by_customers") in guards
+
+
+def test_identity_limits_are_configurable(integration_project):
+    p = integration_project
+    _add_links(p, ADVERSARIAL_LINKS)
+    p.dbt("seed")
+    p.dbt(
+        "build",
+        "--select",
+        "+phasegate__identity_guard_report",
+        vars={"phasegate__identity_max_hops": 2, "phasegate__identity_max_identifiers_per_customer": 3},
+    )
+    rows = query(
+        p,
+        """select identifier_type, identifier_value, within_limit from int_identifiers_stitched
+                       where customer_id = 'c_active'""",
+    )
+    found = {(t, v) for t, v, _ in rows}
+    assert ("anonymous_id", "a_chain2") not in found  # 3 hops away, beyond max_hops 2
+    assert sum(1 for *_, ok in rows if ok) == 3
+    over = query(
+        p,
+        """select count(*) from phasegate__identity_guard_report
+                       where guard = 'over_customer_limit'""",
+    )
+    assert over[0][0] >= 1
+
+
+BAD_CONFIGS = [
+    (
+        {
+            "phasegate__journeys": {
+                "lifecycle": {
+                    "default_phase": "prospect",
+                    "phases": [{"name": "active", "when": "days_since_last_ordr <= 60"}],
+                }
+            }
+        },
+        ["journey `lifecycle`, phase `active`, field `when`", "unknown column `days_since_last_ordr`"],
+    ),
+    (
+        {
+            "phasegate__journeys": {
+                "lifecycle": {
+                    "default_phase": "prospect",
+                    "phases": [
+                        {"name": "active", "when": "orders_lifetime > 0"},
+                        {"name": "at_risk", "when": "orders_lifetime > 0", "from": ["actve"]},
+                    ],
+                }
+            }
+        },
+        ["phase `at_risk`, field `from`: unknown phase `actve`"],
+    ),
+    (
+        {
+            "phasegate__journeys": {
+                "lifecycle": {
+                    "default_phase": "prospect",
+                    "phases": [
+                        {"name": "active", "when": "orders_lifetime > 0"},
+                        {"name": "active", "when": "orders_lifetime > 1"},
+                    ],
+                }
+            }
+        },
+        ["phase `active`: duplicate phase name"],
+    ),
+    (
+        {
+            "phasegate__journeys": {
+                "Life Cycle": {
+                    "default_phase": "prospect",
+                    "phases": [{"name": "active", "when": "orders_lifetime > 0; drop table customers"}],
+                }
+            }
+        },
+        ["journey `Life Cycle`: name is not safe", "contains `;`"],
+    ),
+    (
+        {"phasegate__signals": [{"name": "x_7d", "kind": "sum", "column": "nonexistent_events", "days": 7}]},
+        ["signal `x_7d`, field `column`: unknown daily column `nonexistent_events`"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("bad_vars", "messages"), BAD_CONFIGS)
+def test_invalid_configuration_fails_before_building_and_says_what_to_fix(tmp_path, bad_vars, messages):
+    p = make_integration_project(tmp_path, "duckdb")
+    proc = p.dbt("run", "--select", "stg_phasegate__customers", vars=bad_vars, expect_ok=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "phasegate configuration is invalid" in output
+    for m in messages:
+        assert m in output, output[-3000:]
