@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from phasegate.config import FileDestinationConfig
 from phasegate.destinations.base import BatchResult, Capabilities, Destination, Record
+from phasegate.destinations.configs import FileDestinationConfig
 from phasegate.errors import PermanentError
 
 
