@@ -189,3 +189,45 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
     )
     assert sorted(query(p, "select * from int_customer_days_aggregated")) == incremental
     assert membership(p)["c_prospect"] == "active"
+
+
+SEGMENT_VARS = {
+    "phasegate__using_generic_source": False,
+    "phasegate__using_segment": True,
+    **{
+        f"phasegate__segment_{t}_identifier": f"segment_{t}"
+        for t in ("identifies", "tracks", "pages", "screens", "users")
+    },
+    "phasegate__segment_orders_identifier": "segment_order_completed",
+}
+
+
+def test_segment_warehouse_schema_maps_onto_the_same_shapes(integration_project):
+    p = integration_project
+    p.dbt("seed")
+    vars = {**SEGMENT_VARS, "phasegate__segment_schema": p.vars["phasegate__source_schema"]}
+    p.dbt("build", vars=vars)
+
+    assert membership(p) == {"u1": "active", "u2": "onboarding"}
+    signals = {
+        r[0]: r[1:]
+        for r in query(
+            p,
+            """
+        select customer_id, orders_lifetime, revenue_lifetime, days_since_last_seen, carts_last_7d
+        from phasegate__customer_signals""",
+        )
+    }
+    assert signals["u1"][0] == 1 and float(signals["u1"][1]) == 42.0
+    assert signals["u1"][3] == 1  # the anonymous Product Added, stitched through identifies
+    assert signals["u2"][2] == 3  # Application Opened on 11-17 (screens on 11-14 too)
+    reasons = dict(query(p, "select event_id, quarantine_reason from phasegate__quarantined_events"))
+    assert reasons == {"t3": "unknown_event_type"}
+    owner = dict(
+        query(
+            p,
+            """select identifier_value, customer_id from int_identifiers_stitched
+                             where identifier_type in ('email', 'phone', 'device_id')""",
+        )
+    )
+    assert owner == {"u1@example.com": "u1", "+14155550111": "u1", "D-1": "u1", "u2@example.com": "u2"}

@@ -88,3 +88,24 @@
 {% macro identity_max_hops() %}
   {% do return(var('phasegate__identity_max_hops', 4) | int) %}
 {% endmacro %}
+
+{#- Which sources feed the staging shapes. -#}
+{% macro using_generic_source() %}
+  {% do return(var('phasegate__using_generic_source', true)) %}
+{% endmacro %}
+
+{% macro using_segment() %}
+  {% do return(var('phasegate__using_segment', false)) %}
+{% endmacro %}
+
+{#- Segment/RudderStack event names -> phasegate event types (Segment's e-commerce and
+    engagement spec names). Unmapped events become their snake_case name, which is
+    quarantined as unknown unless listed in phasegate__event_types. -#}
+{% macro segment_event_map() %}
+  {% do return(var('phasegate__segment_event_map', {
+    'Order Completed': 'order', 'Product Added': 'add_to_cart', 'Checkout Started': 'checkout',
+    'Email Delivered': 'email_sent', 'Email Sent': 'email_sent', 'Email Opened': 'email_open',
+    'Email Link Clicked': 'email_click', 'SMS Sent': 'sms_sent', 'SMS Link Clicked': 'sms_click',
+    'Push Notification Tapped': 'push_open', 'Application Opened': 'app_open'
+  })) %}
+{% endmacro %}

@@ -81,6 +81,10 @@
     {% do errors.append("phasegate__as_of: `" ~ as_of ~ "` is not a date; use YYYY-MM-DD") %}
   {% endif %}
 
+  {% if not phasegate.using_generic_source() and not phasegate.using_segment() %}
+    {% do errors.append("sources: no source enabled; set phasegate__using_generic_source: true or phasegate__using_segment: true") %}
+  {% endif %}
+
   {# Signals. #}
   {% set daily_cols = phasegate.daily_activity_columns() %}
   {% set reserved = ['customer_id', 'as_of_date', 'first_seen_on', 'last_seen_on'] + phasegate.builtin_signal_columns() %}

@@ -15,8 +15,8 @@
     {%- set day = start + modules.datetime.timedelta(days=i) -%}
     {%- do adapter.drop_relation(scratch) -%}
     {%- do run_query(dbt.create_table_as(false, scratch, phasegate.customer_signals_sql(
-          day, ref('int_customer_days_aggregated'), ref('stg_phasegate__customers'),
-          ref('stg_phasegate__consents')))) -%}
+          day, ref('int_customer_days_aggregated'), ref('int_customers_unioned'),
+          ref('int_consents_unioned')))) -%}
     {%- do run_query('delete from ' ~ transitions ~ ' where transitioned_on >= ' ~ phasegate.date_literal(day)) -%}
     {%- do run_query('insert into ' ~ transitions ~ ' (' ~ columns | join(', ') ~ ') '
           ~ phasegate.phase_transitions_sql(day, scratch, transitions)) -%}

@@ -24,7 +24,7 @@
 
 with events as (
     {{ phasegate.validated_events_sql(
-        ref('stg_phasegate__events'),
+        ref('int_events_unioned'),
         ref('int_identifiers_stitched'),
         occurred_from=occurred_from,
         occurred_before=phasegate.end_of_day_literal(as_of)) }}

@@ -46,7 +46,7 @@ reached_0 as (
         customer_id,
         0 as hops,
         signup_at as observed_at
-    from {{ ref('stg_phasegate__customers') }}
+    from {{ ref('int_customers_unioned') }}
     where customer_id is not null
 )
 

@@ -4,13 +4,13 @@
     country) and `drop_reason` set for links that must not join anyone. -#}
 {%- set blocklist = phasegate.identity_blocklist() %}
 with customers as (
-    select * from {{ ref('stg_phasegate__customers') }}
+    select * from {{ ref('int_customers_unioned') }}
 ),
 
 raw_links as (
     select identity_type_a as type_a, identity_value_a as raw_a,
            identity_type_b as type_b, identity_value_b as raw_b, observed_at, 'identities' as link_source
-    from {{ ref('stg_phasegate__identities') }}
+    from {{ ref('int_identities_unioned') }}
     union all
     select 'user_id', customer_id, 'email', email, signup_at, 'customers'
     from customers where email is not null
@@ -19,7 +19,7 @@ raw_links as (
     from customers where phone is not null
     union all
     select 'user_id', user_id, 'anonymous_id', anonymous_id, max(received_at), 'events'
-    from {{ ref('stg_phasegate__events') }}
+    from {{ ref('int_events_unioned') }}
     where user_id is not null and anonymous_id is not null
     group by user_id, anonymous_id
 ),

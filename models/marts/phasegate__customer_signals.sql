@@ -2,5 +2,5 @@
 {{ phasegate.customer_signals_sql(
     phasegate.as_of_date(),
     ref('int_customer_days_aggregated'),
-    ref('stg_phasegate__customers'),
-    ref('stg_phasegate__consents')) }}
+    ref('int_customers_unioned'),
+    ref('int_consents_unioned')) }}

@@ -4,7 +4,7 @@
 {%- set lookback = phasegate.lookback_days() %}
 with events as (
     {{ phasegate.validated_events_sql(
-        ref('stg_phasegate__events'),
+        ref('int_events_unioned'),
         ref('int_identifiers_stitched'),
         occurred_before=phasegate.end_of_day_literal(phasegate.as_of_date())) }}
 ),

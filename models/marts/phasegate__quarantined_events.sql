@@ -3,7 +3,7 @@
 {%- set as_of = phasegate.as_of_date() %}
 with classified as (
     {{ phasegate.validated_events_sql(
-        ref('stg_phasegate__events'),
+        ref('int_events_unioned'),
         ref('int_identifiers_stitched'),
         occurred_before=none) }}
 )

@@ -173,7 +173,7 @@ def check_blast_radius(wh: Warehouse, max_share: float) -> CheckResult:
 def check_quarantine_share(wh: Warehouse, max_share: float) -> CheckResult:
     s = wh.schema
     ((quarantined,),) = wh.query(f"select count(*) from {qualified(s, 'phasegate__quarantined_events')}")
-    ((total,),) = wh.query(f"select count(*) from {qualified(s, 'stg_phasegate__events')}")
+    ((total,),) = wh.query(f"select count(*) from {qualified(s, 'int_events_unioned')}")
     share = quarantined / total if total else 0.0
     reasons = wh.query(
         f"select quarantine_reason, count(*) from {qualified(s, 'phasegate__quarantined_events')} "

@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from phasegate.config import PhasegateConfig, SyncConfig
-from phasegate.destinations import Record, build_destination
+from phasegate.destinations import REGISTRY, Record, build_destination
 from phasegate.errors import ConfigError, PermanentError
 from phasegate.ledger import Ledger, now
 from phasegate.locks import destination_lock
@@ -25,6 +25,7 @@ from phasegate.warehouse import Warehouse, qualified
 log = logging.getLogger(__name__)
 
 EVENT_LOOKBACK_DAYS = 7
+IDENTIFIER_COLUMNS = ("email", "phone")
 
 
 @dataclass
@@ -56,8 +57,9 @@ def _concat_key(parts: list[str]) -> str:
 class SyncPlanner:
     """Builds the plan tables for one sync in the ops schema."""
 
-    def __init__(self, wh: Warehouse, ledger: Ledger, sync: SyncConfig):
+    def __init__(self, wh: Warehouse, ledger: Ledger, sync: SyncConfig, send_events: bool):
         self.wh, self.ledger, self.sync = wh, ledger, sync
+        self.send_events = send_events
         self.schema = wh.schema
         self.attr_plan = ledger.table(f"plan__{sync.name}")
         self.event_plan = ledger.table(f"plan_events__{sync.name}")
@@ -135,7 +137,7 @@ class SyncPlanner:
                 from members as mb
                 left join {qualified(s, "phasegate__customer_signals")} as sg
                   on sg.customer_id = mb.customer_id
-                left join {qualified(s, "stg_phasegate__customers")} as cu
+                left join {qualified(s, "int_customers_unioned")} as cu
                   on cu.customer_id = mb.customer_id
             ),
             changes as (
@@ -146,8 +148,9 @@ class SyncPlanner:
                 where st.fingerprint is null or st.fingerprint <> d.fingerprint
                 union all
                 select 'remove' as op, st.record_key, st.fingerprint,
-                       {", ".join("null" for _ in payload_cols)}
+                       {", ".join(("rc." + c) if c in ids else "null" for c in payload_cols)}
                 from {state} as st
+                left join {qualified(s, "int_customers_unioned")} as rc on rc.customer_id = st.record_key
                 where st.sync_name = '{name}'
                   and not exists (select 1 from desired as d where d.customer_id = st.record_key)
             )
@@ -156,7 +159,7 @@ class SyncPlanner:
                    changes.*
             from changes""")
         events = 0
-        if self.sync.send_events:
+        if self.send_events:
             events = self._build_events(journeys, as_of)
         counts = dict(self.wh.query(f"select op, count(*) from {self.attr_plan} group by op"))
         self.wh.commit()
@@ -172,7 +175,7 @@ class SyncPlanner:
         ev = self.sync.events
         ids = "".join(f", cu.{c}" for c in self.sync.identifiers)
         transitions = qualified(s, "phasegate__phase_transitions")
-        customers = qualified(s, "stg_phasegate__customers")
+        customers = qualified(s, "int_customers_unioned")
         self.wh.execute(f"drop table if exists {self.event_plan}")
         self.wh.execute(
             f"""
@@ -221,15 +224,18 @@ def _records(
     for row in rows:
         if kind_col:
             kind = row[idx["op"]]
-            payload = (
-                {}
-                if kind == "remove"
-                else {field_mapping.get(c, c): _jsonable(row[idx[c]]) for c in payload_cols}
-            )
+            # A remove clears every attribute the sync owns; identifiers stay so audience
+            # destinations can match the member to remove.
+            payload = {
+                field_mapping.get(c, c): None
+                if kind == "remove" and c not in IDENTIFIER_COLUMNS
+                else _jsonable(row[idx[c]])
+                for c in payload_cols
+            }
         else:
             kind = "event"
             cols_out = ["event_name", "journey", "phase", "other_phase", "occurred_on", "transition_id"]
-            cols_out += [c for c in ("email", "phone") if c in idx]
+            cols_out += [c for c in IDENTIFIER_COLUMNS if c in idx]
             payload = {c: _jsonable(row[idx[c]]) for c in cols_out}
         out.append(
             Record(
@@ -269,7 +275,10 @@ def run_sync(
     summary = SyncSummary(sync=sync.name, run_id=run_id)
     lock_dir = Path(cfg.project_dir) / ".phasegate" / "locks"
     with destination_lock(lock_dir, sync.name):
-        planner = SyncPlanner(wh, ledger, sync)
+        capabilities = REGISTRY[sync.destination.type].capabilities
+        # Audience and CRM destinations take no events: plan none rather than reject them.
+        send_events = sync.send_events and capabilities.supports_events
+        planner = SyncPlanner(wh, ledger, sync, send_events)
         summary.upserts, summary.removes, summary.events = planner.build(as_of)
         total = summary.upserts + summary.removes + summary.events
         if dry_run:
@@ -300,7 +309,7 @@ def run_sync(
         ) as bar:
             task = bar.add_task("send", total=total)
             for plan, kind_col in ((planner.attr_plan, "op"), (planner.event_plan, None)):
-                if kind_col is None and not sync.send_events:
+                if kind_col is None and not send_events:
                     continue
                 self_cols = planner.payload_cols
                 n = summary.upserts + summary.removes if kind_col else summary.events

@@ -1,3 +1,4 @@
+{{ config(enabled=phasegate.using_generic_source()) }}
 with source as (
     select * from {{ source('phasegate', 'customers') }}
 )

@@ -26,4 +26,29 @@ class FileDestinationConfig(DestinationSettings):
         return self.model_copy(update={"path": str((base / self.path).resolve())})
 
 
-DestinationConfig = Annotated[FileDestinationConfig, Field(discriminator="type")]
+# Platform settings live beside their destinations, which import DestinationSettings from here;
+# by now it is defined, so these imports complete.
+from phasegate.destinations.braze import BrazeSettings  # noqa: E402
+from phasegate.destinations.customerio import CustomerIoSettings  # noqa: E402
+from phasegate.destinations.google_audience import GoogleAudienceSettings  # noqa: E402
+from phasegate.destinations.hubspot import HubSpotSettings  # noqa: E402
+from phasegate.destinations.iterable import IterableSettings  # noqa: E402
+from phasegate.destinations.klaviyo import KlaviyoSettings  # noqa: E402
+from phasegate.destinations.meta_audience import MetaAudienceSettings  # noqa: E402
+from phasegate.destinations.segment import RudderStackSettings, SegmentSettings  # noqa: E402
+from phasegate.destinations.webhook import WebhookSettings  # noqa: E402
+
+DestinationConfig = Annotated[
+    FileDestinationConfig
+    | BrazeSettings
+    | CustomerIoSettings
+    | KlaviyoSettings
+    | IterableSettings
+    | HubSpotSettings
+    | SegmentSettings
+    | RudderStackSettings
+    | GoogleAudienceSettings
+    | MetaAudienceSettings
+    | WebhookSettings,
+    Field(discriminator="type"),
+]

@@ -1,0 +1,1 @@
+"""Loopback fakes of the platform APIs the destinations talk to, for the conformance suite."""
