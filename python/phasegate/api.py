@@ -78,8 +78,14 @@ def backfill(cfg: PhasegateConfig, start: date, end: date) -> int:
         raise ConfigError(f"--end {end} is before --start {start}")
     project_dir = Path(cfg.project_dir)
     days = (end - start).days
-    # Daily activity through `end`, and the transitions table (evaluating `start`).
-    run_dbt(["run", "--select", "+phasegate__customer_signals"], project_dir, cfg.target, _vars(cfg, end))
+    # Seeds, staging and daily activity through `end` (tested), then the transitions table
+    # evaluating `start`.
+    run_dbt(
+        ["build", "--select", "+phasegate__customer_signals", "--exclude", "phasegate__customer_signals"],
+        project_dir,
+        cfg.target,
+        _vars(cfg, end),
+    )
     run_dbt(
         ["run", "--select", "phasegate__customer_signals phasegate__phase_transitions"],
         project_dir,

@@ -43,7 +43,7 @@ def check_dbt_build(project_dir: Path) -> CheckResult:
     results = json.loads(path.read_text())
     command = results.get("args", {}).get("which")
     nodes = results.get("results", [])
-    failed = [r for r in nodes if r.get("status") not in ("success", "pass", "warn", "skipped")]
+    failed = [r for r in nodes if r.get("status") not in ("success", "pass", "warn", "skipped", "no-op")]
     tests = [r for r in nodes if r.get("unique_id", "").startswith("test.")]
     if command != "build" or not tests:
         return CheckResult(

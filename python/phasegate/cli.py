@@ -31,6 +31,7 @@ app = typer.Typer(
         "3 configuration error; 4 another sync holds the lock; 5 dbt build failed."
     ),
     no_args_is_help=True,
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
     add_completion=False,
 )
@@ -298,22 +299,22 @@ def _print_phase_summary(cfg) -> None:
 
 
 def main() -> None:
-    import click
-
     try:
         rc = app(standalone_mode=False)
     except PhasegateError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)
         sys.exit(exc.exit_code)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        exc.ctx and out.print(exc.ctx.get_help(), markup=False, highlight=False)
-        sys.exit(0)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        # click's usage errors are configuration errors here; 2 means "blocked".
-        sys.exit(ExitCode.CONFIG if exc.exit_code == 2 else exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         sys.exit(130)
+    except Exception as exc:
+        # typer vendors click, so its usage errors are matched by shape, not by class.
+        if type(exc).__name__ == "NoArgsIsHelpError":  # help was already shown
+            sys.exit(0)
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()
+            # Usage errors are configuration errors here; 2 means "blocked".
+            sys.exit(ExitCode.CONFIG if exc.exit_code == 2 else exc.exit_code)
+        raise
     sys.exit(rc if isinstance(rc, int) else 0)
 
 

@@ -39,6 +39,11 @@ class SyncConfig(_Strict):
         default=None, description="Only customers currently in these phases; all when omitted."
     )
     fields: list[str] = Field(default_factory=list, description="Signal columns sent as attributes.")
+    identifiers: list[Literal["email", "phone"]] = Field(
+        default_factory=list,
+        description="Customer contact identifiers included in each record (raw; each destination "
+        "normalises, validates and, for ad platforms, hashes them).",
+    )
     field_mapping: dict[str, str] = Field(
         default_factory=dict, description="Attribute name at the destination per field."
     )
@@ -142,9 +147,12 @@ def _format_errors(exc: ValidationError, path: Path, raw: dict) -> str:
 
 
 def load_config(path: str | Path | None = None) -> PhasegateConfig:
-    path = Path(path or os.environ.get("PHASEGATE_CONFIG") or DEFAULT_CONFIG_FILE)
+    """The config at `path`, $PHASEGATE_CONFIG or ./phasegate.yml. Only the implicit default
+    may be absent (then every default applies); a file that was asked for must exist."""
+    explicit = path or os.environ.get("PHASEGATE_CONFIG")
+    path = Path(explicit or DEFAULT_CONFIG_FILE)
     if not path.exists():
-        if path.name == DEFAULT_CONFIG_FILE and not os.environ.get("PHASEGATE_CONFIG"):
+        if not explicit:
             return PhasegateConfig()
         raise ConfigError(f"config file {path} does not exist; pass --config or create it")
     try:

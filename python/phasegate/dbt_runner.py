@@ -48,7 +48,7 @@ class DbtInvocation:
     def failures(self) -> list[dict]:
         bad = []
         for r in (self.run_results or {}).get("results", []):
-            if r.get("status") not in ("success", "pass", "skipped", "warn"):
+            if r.get("status") not in ("success", "pass", "skipped", "warn", "no-op"):
                 bad.append(r)
         return bad
 
