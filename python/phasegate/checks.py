@@ -9,8 +9,6 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from phasegate.config import PhasegateConfig
 from phasegate.dbt_runner import target_dir
 from phasegate.warehouse import Warehouse, qualified
@@ -232,7 +230,3 @@ def run_checks(cfg: PhasegateConfig, wh: Warehouse) -> list[CheckResult]:
             "check %s: %s (%s; allowed %s)", r.name, "pass" if r.passed else "FAIL", r.observed, r.allowed
         )
     return results
-
-
-def samples_frame(result: CheckResult) -> pd.DataFrame:
-    return pd.DataFrame(result.samples)

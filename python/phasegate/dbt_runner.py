@@ -41,10 +41,6 @@ class DbtInvocation:
     returncode: int
     run_results: dict | None
 
-    @property
-    def invocation_id(self) -> str | None:
-        return (self.run_results or {}).get("metadata", {}).get("invocation_id")
-
     def failures(self) -> list[dict]:
         bad = []
         for r in (self.run_results or {}).get("results", []):

@@ -5,7 +5,6 @@ in flight — with the same record ids, which deduplicating destinations ignore.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from dataclasses import dataclass, field
@@ -400,7 +399,3 @@ def new_run_id(prefix: str = "run") -> str:
     from ulid import ULID
 
     return f"{prefix}_{str(ULID()).lower()}"
-
-
-def fingerprint_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()

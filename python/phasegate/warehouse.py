@@ -1,6 +1,6 @@
 """A thin connection to the warehouse dbt builds into: DuckDB (embedded) or Postgres.
 
-Python jobs use it to load source files, read marts in bounded chunks, and keep the
+Python jobs use it to load source files, read marts, and keep the
 activation ledgers next to the phase tables, so that BI can read them too.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -86,19 +86,6 @@ class Warehouse:
         cols = [d[0] for d in cur.description]
         return pd.DataFrame(cur.fetchall(), columns=cols)
 
-    def iter_chunks(
-        self, sql: str, params: Sequence | None = None, size: int = 10_000
-    ) -> Iterator[tuple[list[str], list[tuple]]]:
-        """Rows in chunks, so a large mart never sits in memory whole."""
-        cur = self._cursor()
-        cur.execute(self._sql(sql), params or ())
-        cols = [d[0] for d in cur.description]
-        while True:
-            rows = cur.fetchmany(size)
-            if not rows:
-                return
-            yield cols, rows
-
     def _sql(self, sql: str) -> str:
         return sql if self.param == "?" else sql.replace("?", self.param)
 
@@ -110,13 +97,6 @@ class Warehouse:
         except BaseException:
             self.rollback()
             raise
-
-    def relation_exists(self, schema: str, name: str) -> bool:
-        rows = self.query(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            (schema, name),
-        )
-        return rows[0][0] > 0
 
     def ensure_schema(self, schema: str) -> None:
         self.execute(f"create schema if not exists {_quote(schema)}")
@@ -236,20 +216,6 @@ class PostgresWarehouse(Warehouse):
         with contextlib.suppress(Exception):
             self.conn.commit()
         self.conn.close()
-
-    def iter_chunks(self, sql, params=None, size=10_000):
-        # A named (server-side) cursor streams instead of fetching everything at once.
-        cur = self.conn.cursor(name="phasegate_stream")
-        try:
-            cur.execute(self._sql(sql), params or ())
-            first = cur.fetchmany(size)
-            cols = [d[0] for d in cur.description]
-            rows = first
-            while rows:
-                yield cols, rows
-                rows = cur.fetchmany(size)
-        finally:
-            cur.close()
 
     def load_parquet(self, schema: str, table: str, path: Path) -> int:
         self.ensure_schema(schema)
