@@ -1,6 +1,6 @@
 """One conformance suite for every platform destination, run over real HTTP against a loopback
 fake of the platform: credentials, exact delivery, splitting, retries, throttling, per-record
-rejections, crash replay and secrecy."""
+rejections, crash replay, secrecy and deletion requests."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from fakes.klaviyo import FakeKlaviyo
 from fakes.meta_audience import FakeMetaAudience
 from fakes.segment import FakeRudderStack, FakeSegment
 from fakes.webhook import FakeWebhook
-from phasegate.destinations import REGISTRY, Record
+from phasegate.destinations import DELETE_UNSUPPORTED, REGISTRY, Record
 from phasegate.destinations.base import BatchResult, Destination
 from phasegate.destinations.braze import BrazeSettings
 from phasegate.destinations.customerio import CustomerIoSettings
@@ -75,6 +75,9 @@ class Platform:
     profile_key: Callable[[int], str] = lambda i: f"c{i}"
     refusal_token: Callable[[int], str] = lambda i: f"c{i}"  # what the fake's reject_keys matches
     big_batch: tuple[int, int] = (0, 0)  # (records, attribute bytes) exceeding one request's limit
+    delete_refusable: bool = True  # the fake can refuse one customer's delete (reject_keys)
+    delete_needs_contact: bool = False  # deletes by email/phone only, not by the customer key
+    many_deletes: int = 20  # deletes in one batch, past the platform's per-request or rate limits
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -93,6 +96,8 @@ PLATFORMS = [
         {"T_BRAZE": KEY},
         {"T_BRAZE": WRONG},
         big_batch=(80, 10),
+        delete_refusable=False,  # /users/delete reports a count, never a refused id
+        many_deletes=120,  # 50 external_ids per request
     ),
     Platform(
         "customerio",
@@ -123,6 +128,7 @@ PLATFORMS = [
         {"T_KLAVIYO": KEY},
         {"T_KLAVIYO": WRONG},
         big_batch=(55, 95_000),
+        many_deletes=5,  # one profile per job, 3 jobs a second
     ),
     Platform(
         "iterable",
@@ -131,6 +137,7 @@ PLATFORMS = [
         {"T_ITERABLE": KEY},
         {"T_ITERABLE": WRONG},
         big_batch=(100, 45_000),
+        many_deletes=5,  # one user per request, 3 requests a second
     ),
     Platform(
         "hubspot",
@@ -143,6 +150,8 @@ PLATFORMS = [
         profile_key=email_of,
         refusal_token=email_of,
         big_batch=(105, 10),
+        delete_needs_contact=True,  # the GDPR delete goes by email (id_property)
+        many_deletes=12,
     ),
     Platform(
         "segment",
@@ -184,6 +193,7 @@ PLATFORMS = [
         oversize_rejected=False,  # only hashes are sent
         refusal_token=lambda i: sha(email_of(i)),
         big_batch=(10_005, 0),
+        delete_needs_contact=True,  # members are known only by hashed email and phone
     ),
     Platform(
         "meta_audience",
@@ -464,3 +474,163 @@ def test_secrets_never_appear_in_errors_reasons_or_logs(platform, fake, caplog):
     seen.append(caplog.text)
     leaks = [s for s in SECRETS for text in seen if s in text]
     assert not leaks
+
+
+# -- deletion requests ---------------------------------------------------------------------
+DELETERS = [p for p in PLATFORMS if REGISTRY[p.name].capabilities.supports_delete]
+NON_DELETERS = [p for p in PLATFORMS if not REGISTRY[p.name].capabilities.supports_delete]
+
+
+def delete(i: int, **payload: Any) -> Record:
+    payload = {"email": f" Customer{i}@Example.COM ", "phone": f"(415) 555-{i % 10000:04d}", **payload}
+    return Record(rid(f"d{i}{sorted(payload.items())}"), "delete", f"c{i}", payload)
+
+
+def assert_erased(platform: Platform, fake, gone, kept) -> None:
+    """The customers in `gone` are no longer at the platform, those in `kept` still are."""
+    gone, kept = list(gone), list(kept)
+    if platform.audience:
+        assert fake.members == member_hashes(platform, kept)
+        return
+    assert not [i for i in gone if platform.profile_key(i) in fake.profiles]
+    assert all(platform.profile_key(i) in fake.profiles for i in kept)
+    if platform.events and not platform.raw_payload:
+        assert not {e["key"] for e in fake.events} & {f"c{i}" for i in gone}
+
+
+def test_every_destination_that_cannot_delete_is_listed_with_a_reason():
+    cannot = {name for name, cls in REGISTRY.items() if not cls.capabilities.supports_delete}
+    assert cannot == set(DELETE_UNSUPPORTED)
+    for reason in DELETE_UNSUPPORTED.values():
+        assert reason.startswith("delete: ") and "cannot delete" in reason
+
+
+@pytest.mark.parametrize("platform", NON_DELETERS, ids=[p.name for p in NON_DELETERS])
+def test_a_destination_that_cannot_delete_rejects_deletes_with_its_reason(platform, fake):
+    dest = destination(platform, fake)
+    result = write(dest, [upsert(1), delete(2)])
+    assert result.rejected == {delete(2).record_id: DELETE_UNSUPPORTED[platform.name]}
+    assert_delivered(platform, fake, [upsert(1)], [])
+    assert not any(b'"c2"' in r.body for r in fake.requests)  # nothing of the delete was sent
+
+
+@pytest.mark.parametrize("platform", DELETERS, ids=[p.name for p in DELETERS])
+def test_a_delete_erases_the_customer_at_the_platform(platform, fake):
+    dest = destination(platform, fake)
+    assert write(dest, [upsert(i) for i in range(1, 5)]).rejected == {}
+    if platform.events:
+        assert write(dest, [event(1), event(3)]).rejected == {}
+    fake.fail_next(1, 503)  # a delete is retried like any request
+    assert write(dest, [delete(1), delete(2)]).rejected == {}
+    assert_erased(platform, fake, gone=[1, 2], kept=[3, 4])
+
+
+@pytest.mark.parametrize("platform", DELETERS, ids=[p.name for p in DELETERS])
+def test_deleting_an_unknown_or_already_deleted_customer_succeeds(platform, fake):
+    dest = destination(platform, fake)
+    assert write(dest, [upsert(1), upsert(2)]).rejected == {}
+    before = state(fake)
+    assert write(dest, [delete(77)]).rejected == {}
+    assert state(fake) == before
+    assert write(dest, [delete(1)]).rejected == {}
+    assert write(dest, [delete(1)]).rejected == {}  # the engine resends after a crash
+    assert_erased(platform, fake, gone=[1, 77], kept=[2])
+
+
+@pytest.mark.parametrize("platform", DELETERS, ids=[p.name for p in DELETERS])
+def test_a_delete_without_identifiers_goes_by_the_key_or_is_rejected_with_a_reason(platform, fake):
+    dest = destination(platform, fake)
+    assert write(dest, [upsert(1), upsert(2)]).rejected == {}
+    bare = Record(rid("bare-delete"), "delete", "c1", {"email": None})
+    result = write(dest, [bare])
+    if platform.delete_needs_contact:
+        assert list(result.rejected) == [bare.record_id]
+        assert "email" in result.rejected[bare.record_id]
+        assert_erased(platform, fake, gone=[], kept=[1, 2])
+    else:
+        assert result.rejected == {}
+        assert_erased(platform, fake, gone=[1], kept=[2])
+
+
+@pytest.mark.parametrize("platform", DELETERS, ids=[p.name for p in DELETERS])
+def test_a_mixed_batch_with_deletes_is_applied_whole(platform, fake):
+    dest = destination(platform, fake)
+    assert write(dest, [upsert(i) for i in (4, 5, 6)]).rejected == {}
+    fresh = [upsert(1), upsert(2), upsert(3)]
+    batch = [fresh[0], delete(5), fresh[1], upsert(6, onboarding_phase="churned"), delete(6), fresh[2]]
+    if platform.events:
+        batch.insert(1, event(1))
+    if platform.removes:
+        batch.append(remove(4))
+    assert write(dest, batch).rejected == {}
+
+    if platform.audience:
+        assert_erased(platform, fake, gone=[5, 6], kept=[1, 2, 3] + ([] if platform.removes else [4]))
+        return
+    assert_delivered(platform, fake, fresh, [event(1)] if platform.events else [])
+    if platform.raw_payload:  # the receiver's state forgets a removed customer altogether
+        assert_erased(platform, fake, gone=[4, 5, 6], kept=[1, 2, 3])
+        return
+    assert_erased(platform, fake, gone=[5, 6], kept=[1, 2, 3, 4])
+    cleared = "onboarding_phase" not in fake.profiles[platform.profile_key(4)]
+    assert cleared == platform.removes
+
+
+@pytest.mark.parametrize("platform", DELETERS, ids=[p.name for p in DELETERS])
+def test_many_deletes_keep_to_the_platform_limits(platform, fake):
+    n = platform.many_deletes
+    dest = destination(platform, fake, timeout_s=30.0)
+    assert write(dest, [upsert(i) for i in range(n)]).rejected == {}
+    assert write(dest, [delete(i) for i in range(n)]).rejected == {}
+    assert fake.limit_violations == 0
+    assert fake.throttled == 0  # the client kept to every window the fake enforces
+    assert_erased(platform, fake, gone=range(n), kept=[])
+
+
+@pytest.mark.parametrize(
+    "platform",
+    [p for p in DELETERS if p.delete_refusable],
+    ids=[p.name for p in DELETERS if p.delete_refusable],
+)
+def test_a_refused_delete_is_rejected_with_a_reason_and_the_others_applied(platform, fake):
+    dest = destination(platform, fake)
+    assert write(dest, [upsert(i) for i in (1, 2, 3)]).rejected == {}
+    fake.reject_keys.add(platform.refusal_token(2))
+    result = write(dest, [delete(1), delete(2), delete(3)])
+    assert list(result.rejected) == [delete(2).record_id]
+    assert not any(s in result.rejected[delete(2).record_id] for s in SECRETS)
+    assert_erased(platform, fake, gone=[1, 3], kept=[2])
+
+
+def test_braze_sends_at_most_50_external_ids_per_delete_request():
+    with FakeBraze(KEY) as fake:
+        platform = next(p for p in PLATFORMS if p.name == "braze")
+        dest = destination(platform, fake)
+        assert write(dest, [delete(i) for i in range(120)]).rejected == {}
+        sizes = [len(r.json()["external_ids"]) for r in fake.calls("/users/delete")]
+        assert sizes and max(sizes) <= 50 and sum(sizes) == 120 and len(sizes) == 3
+
+
+def test_braze_key_without_the_delete_permission_is_a_permanent_error():
+    with FakeBraze(KEY, permissions=frozenset({"users.track"})) as fake:
+        dest = destination(next(p for p in PLATFORMS if p.name == "braze"), fake)
+        assert write(dest, [upsert(1)]).rejected == {}
+        with pytest.raises(PermanentError, match="users.delete") as refused:
+            dest.write_batch("conformance", [delete(1)])
+        assert not any(s in str(refused.value) for s in SECRETS)
+        assert "c1" in fake.profiles
+
+
+def test_klaviyo_requests_one_profile_per_deletion_job_within_its_rate():
+    with FakeKlaviyo(KEY) as fake:
+        dest = destination(next(p for p in PLATFORMS if p.name == "klaviyo"), fake, timeout_s=30.0)
+        assert write(dest, [upsert(i) for i in range(6)]).rejected == {}
+        assert write(dest, [delete(i) for i in range(6)]).rejected == {}
+        jobs = fake.calls("/api/data-privacy-deletion-jobs")
+        assert len(jobs) == 6
+        for job in jobs:
+            target = job.json()["data"]["attributes"]["profile"]["data"]
+            named = {"id": target.get("id"), **target["attributes"]}
+            assert [k for k, v in named.items() if v] == ["id"]  # the profile found by key, alone
+        assert fake.peak(1.0, "/api/data-privacy-deletion-jobs") <= 3
+        assert fake.throttled == 0 and fake.profiles == {}

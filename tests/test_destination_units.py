@@ -1,10 +1,12 @@
 """Focused tests of the destination building blocks: identity normalisation and hashing,
 webhook signatures, request splitting and bisection, throttle signals, the rate limiter,
-Customer.io event ids and the settings union."""
+Customer.io event ids, the settings union, and delete records in the file and webhook
+destinations."""
 
 from __future__ import annotations
 
 import base64
+import json
 import time
 from email.utils import formatdate
 
@@ -17,15 +19,20 @@ from fakes.webhook import FakeWebhook
 from phasegate.config import SyncConfig
 from phasegate.destinations import REGISTRY, Record
 from phasegate.destinations.braze import BrazeDestination, BrazeSettings
+from phasegate.destinations.configs import FileDestinationConfig
 from phasegate.destinations.customerio import event_ulid
+from phasegate.destinations.file import FileDestination
 from phasegate.destinations.http import (
+    HttpClient,
     RateLimiter,
     RateWindow,
     RequestRejected,
+    RetrySettings,
     chunk,
     encode_json,
     send_bisecting,
     server_wait,
+    split_deletes,
 )
 from phasegate.destinations.identity import (
     InvalidIdentity,
@@ -222,3 +229,56 @@ def test_braze_host_follows_the_instance():
     eu = BrazeDestination(BrazeSettings(type="braze", instance="fra-01"), env={})
     assert eu.base_url() == "https://rest.fra-01.braze.eu"
     assert BrazeDestination(BrazeSettings(type="braze"), env={}).base_url() == "https://rest.iad-01.braze.com"
+
+
+# -- deletion requests ---------------------------------------------------------------------
+def test_a_route_with_its_own_limit_is_not_held_back_by_the_default_windows():
+    client = HttpClient(
+        "t",
+        "http://127.0.0.1:9",
+        headers={},
+        timeout_s=1.0,
+        retry=RetrySettings(),
+        windows=[RateWindow(requests=1, seconds=60)],
+        route_windows={"/api/users/byUserId": [RateWindow(requests=2, seconds=60)]},
+    )
+    default = client.limiter_for("/api/users/bulkUpdate")
+    default.release(default.acquire())  # the default window is now full for a minute
+    route = client.limiter_for("/api/users/byUserId/c%201")
+    assert route is not default and client.limiter_for("/api/users/byUserIdX") is default
+    started = time.monotonic()
+    for _ in range(2):
+        route.release(route.acquire())
+    assert time.monotonic() - started < 0.5
+    client.close()
+
+
+def test_split_deletes_drops_the_other_records_of_a_deleted_customer():
+    up1, up2 = Record("1" * 32, "upsert", "c1", {}), Record("2" * 32, "upsert", "c2", {})
+    ev1, del1 = Record("3" * 32, "event", "c1", {}), Record("4" * 32, "delete", "c1", {"email": None})
+    assert split_deletes([up1, ev1, up2, del1]) == ([up2], [del1])
+
+
+def test_file_destination_writes_delete_records(tmp_path):
+    dest = FileDestination(FileDestinationConfig(type="file", path=str(tmp_path)))
+    assert dest.capabilities.supports_delete
+    records = [
+        Record("a" * 32, "upsert", "c1", {"onboarding_phase": "active"}),
+        Record("b" * 32, "delete", "c2", {"email": "c2@example.com", "phone": None}),
+    ]
+    assert sorted(dest.write_batch("s", records).accepted) == ["a" * 32, "b" * 32]
+    rows = [json.loads(line) for line in dest.batch_path("s", records).read_text().splitlines()]
+    deleted = {"record_id": "b" * 32, "kind": "delete", "key": "c2", "email": "c2@example.com", "phone": None}
+    assert rows[1] == deleted
+
+
+def test_webhook_delete_is_a_signed_customer_deleted_event():
+    with FakeWebhook(SECRET) as fake:
+        record = Record("5" * 32, "delete", "c9", {"email": "c9@example.com"})
+        assert _webhook(fake.url + FakeWebhook.path, SECRET).write_batch("s", [record]).accepted == [
+            record.record_id
+        ]
+        (request,) = fake.requests
+    message = Webhook(SECRET).verify(request.body, request.headers)
+    assert message["type"] == "customer.deleted"
+    assert message["data"]["key"] == "c9" and message["data"]["payload"] == {"email": "c9@example.com"}

@@ -109,3 +109,23 @@
     'Push Notification Tapped': 'push_open', 'Application Opened': 'app_open'
   })) %}
 {% endmacro %}
+
+{#- Activation governance. Suppressions come from an optional source table. -#}
+{% macro using_suppressions() %}
+  {% do return(var('phasegate__using_suppressions', true)) %}
+{% endmacro %}
+
+{#- Holdouts: a customer's bucket depends only on the salt, the journey and the customer id,
+    so assignment is stable across runs and dates; raising a percentage only adds customers. -#}
+{% macro holdout_salt() %}
+  {% do return(var('phasegate__holdout_salt', 'phasegate-holdout-v1') | string) %}
+{% endmacro %}
+
+{% macro global_holdout_pct() %}
+  {% do return(var('phasegate__global_holdout_pct', 0)) %}
+{% endmacro %}
+
+{#- Lower numbers act first when several journeys want the same customer (frequency caps). -#}
+{% macro default_journey_priority() %}
+  {% do return(100) %}
+{% endmacro %}

@@ -81,6 +81,14 @@
     {% do errors.append("phasegate__as_of: `" ~ as_of ~ "` is not a date; use YYYY-MM-DD") %}
   {% endif %}
 
+  {% set global_pct = phasegate.global_holdout_pct() %}
+  {% if global_pct is not number or global_pct < 0 or global_pct > 100 %}
+    {% do errors.append("phasegate__global_holdout_pct: must be a percentage between 0 and 100, got `" ~ global_pct ~ "`") %}
+  {% endif %}
+  {% if phasegate.holdout_salt() | trim == '' %}
+    {% do errors.append("phasegate__holdout_salt: must be a non-empty string; changing it reshuffles every holdout group") %}
+  {% endif %}
+
   {% if not phasegate.using_generic_source() and not phasegate.using_segment() %}
     {% do errors.append("sources: no source enabled; set phasegate__using_generic_source: true or phasegate__using_segment: true") %}
   {% endif %}
@@ -145,6 +153,17 @@
       {% if not phasegate.is_safe_identifier(default_phase) %}
         {% do errors.append(jwhere ~ ", field `default_phase`: required, a safe phase name such as `prospect`") %}
       {% endif %}
+      {% for key in ['holdout_pct'] if j.get(key) is not none %}
+        {% if j.get(key) is not number or j.get(key) < 0 or j.get(key) > 100 %}
+          {% do errors.append(jwhere ~ ", field `holdout_pct`: must be a percentage between 0 and 100, got `" ~ j.get(key) ~ "`") %}
+        {% endif %}
+      {% endfor %}
+      {% if j.get('priority') is not none and (j.get('priority') is not number or j.get('priority') != (j.get('priority') | int)) %}
+        {% do errors.append(jwhere ~ ", field `priority`: must be a whole number (lower acts first), got `" ~ j.get('priority') ~ "`") %}
+      {% endif %}
+      {% for unknown_key in j.keys() if unknown_key not in ['default_phase', 'min_dwell_days', 'phases', 'holdout_pct', 'priority', 'description'] %}
+        {% do errors.append(jwhere ~ ": unknown field `" ~ unknown_key ~ "`; allowed: default_phase, min_dwell_days, phases, holdout_pct, priority, description") %}
+      {% endfor %}
       {% set dwell = j.get('min_dwell_days', 0) %}
       {% if dwell is not number or dwell < 0 %}
         {% do errors.append(jwhere ~ ", field `min_dwell_days`: must be a whole number of days >= 0") %}

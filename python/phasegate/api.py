@@ -3,6 +3,7 @@ load -> build -> check -> sync, and the demo that strings them together."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -42,9 +43,30 @@ def load_sources(cfg: PhasegateConfig, data_dir: Path, schema: str | None = None
         )
     wh = connect(project_dir, cfg.target)
     try:
-        return {t: wh.load_parquet(schema, t, data_dir / f"{t}.parquet") for t in SOURCE_TABLES}
+        rows = {t: wh.load_parquet(schema, t, data_dir / f"{t}.parquet") for t in SOURCE_TABLES}
+        rows["suppressions"] = _load_suppressions(wh, schema, data_dir)
+        return rows
     finally:
         wh.close()
+
+
+def _load_suppressions(wh: Warehouse, schema: str, data_dir: Path) -> int:
+    """The suppression list is optional in a data folder; without one an empty table is
+    created, so the suppression source (on by default) exists and suppresses nobody."""
+    path = data_dir / "suppressions.parquet"
+    if path.exists():
+        return wh.load_parquet(schema, "suppressions", path)
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from phasegate.generator.writer import SCHEMAS
+
+    log.info("%s has no suppressions.parquet; creating an empty suppression list", data_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        empty = Path(tmp) / "suppressions.parquet"
+        pq.write_table(SCHEMAS["suppressions"].empty_table(), empty)
+        return wh.load_parquet(schema, "suppressions", empty)
 
 
 def build(
@@ -62,7 +84,7 @@ def build(
 
 
 def _vars(cfg: PhasegateConfig, as_of: date | None) -> dict | None:
-    out = {}
+    out = dict(cfg.dbt_vars)
     if cfg.source_schema:
         out["phasegate__source_schema"] = cfg.source_schema
     if as_of:
@@ -147,6 +169,8 @@ def activate(
     force: bool = False,
     reason: str | None = None,
     progress: bool = True,
+    full_resync: bool = False,
+    retry_rejected: bool = False,
 ) -> ActivationReport:
     """Run the checks, then every selected sync; if a check fails nothing is sent."""
     if force and not (reason and reason.strip()):
@@ -189,12 +213,23 @@ def activate(
                     dry_run=dry_run,
                     blocked=blocked,
                     progress=progress,
+                    full_resync=full_resync,
+                    retry_rejected=retry_rejected,
+                    override_reason=reason if force else None,
                 )
             )
     finally:
         wh.close()
+    # Each sync's payload suite (and any override of it) shows with the warehouse-wide checks.
+    report.checks.extend(c for s in report.syncs for c in s.checks)
+    held = [s.sync for s in report.syncs if s.status == "blocked"]
     if report.blocked and not dry_run:
         raise BlockedError("a pre-activation check failed; nothing was sent", results)
+    if held and not dry_run:
+        report.blocked = True
+        raise BlockedError(
+            f"the payload checks of sync(s) {', '.join(held)} failed; nothing was sent to them", results
+        )
     return report
 
 
@@ -228,3 +263,112 @@ def phase_summary(cfg: PhasegateConfig) -> dict:
         }
     finally:
         wh.close()
+
+
+def audit(cfg: PhasegateConfig, limit: int = 10, run_id: str | None = None) -> list[dict]:
+    """Recent check and sync runs from the ledgers, newest first: when, config hash, dbt
+    invocation, every check with its numbers and Great Expectations results, overrides
+    with their reason, and each sync's counts (planned, sent, rejected, blocked, held back).
+    An activation's per-sync runs (`<run_id>_<sync>`) are grouped under it."""
+    if limit < 1:
+        raise ConfigError("--limit must be at least 1")
+    wh = connect(Path(cfg.project_dir), cfg.target, read_only=True)
+    try:
+        return _audit(wh, cfg.ops_schema, limit, run_id)
+    finally:
+        wh.close()
+
+
+def _audit(wh: Warehouse, ops: str, limit: int, run_id: str | None) -> list[dict]:
+    tables = {
+        r[0]
+        for r in wh.query("select table_name from information_schema.tables where table_schema = ?", (ops,))
+    }
+    if not {"check_results", "sync_runs"} <= tables:
+        raise ConfigError(
+            f"no ledgers in schema {ops} yet; run `phasegate check` or `phasegate sync` first "
+            "(or point --config at the phasegate.yml whose ops_schema holds them)"
+        )
+    parent_of: dict[str, str] = {}
+    first_seen: dict[str, object] = {}
+    for rid, sync_name, started in wh.query(
+        f"select run_id, sync_name, started_at from {qualified(ops, 'sync_runs')}"
+    ):
+        suffix = f"_{sync_name}"
+        parent = rid[: -len(suffix)] if rid.endswith(suffix) else rid
+        parent_of[rid] = parent
+        first_seen[parent] = min(first_seen.get(parent, started), started)
+    for rid, checked in wh.query(
+        f"select run_id, min(checked_at) from {qualified(ops, 'check_results')} group by run_id"
+    ):
+        parent = parent_of.setdefault(rid, rid)
+        first_seen[parent] = min(first_seen.get(parent, checked), checked)
+    if run_id:
+        if run_id not in parent_of and run_id not in first_seen:
+            raise ConfigError(
+                f"no run '{run_id}' in the ledgers of {ops}; `phasegate audit` lists recent runs"
+            )
+        chosen = [parent_of.get(run_id, run_id)]
+    else:
+        chosen = sorted(first_seen, key=lambda p: first_seen[p], reverse=True)[:limit]
+    if not chosen:
+        return []
+    ids = [rid for rid, parent in parent_of.items() if parent in chosen] + chosen
+    ids = sorted(set(ids))
+    marks = ", ".join("?" for _ in ids)
+
+    def rows(table: str, order: str) -> list[dict]:
+        if table not in tables:
+            return []
+        cols, data = wh.query_with_columns(
+            f"select * from {qualified(ops, table)} where run_id in ({marks}) order by {order}", ids
+        )
+        return [dict(zip(cols, r, strict=True)) for r in data]
+
+    runs = {
+        p: {
+            "run_id": p,
+            "kind": p.split("_", 1)[0],
+            "started_at": first_seen[p],
+            "config_hash": None,
+            "dbt_invocation_id": None,
+            "checks": [],
+            "overrides": [],
+            "syncs": [],
+        }
+        for p in chosen
+    }
+    gx: dict[tuple[str, str], list[dict]] = {}
+    for g in rows("gx_results", "checked_at"):
+        gx.setdefault((g["run_id"], g["check_name"]), []).append(_loaded(g, "details", "observed_value"))
+    for c in rows("check_results", "checked_at"):
+        run = runs[parent_of.get(c["run_id"], c["run_id"])]
+        run["config_hash"] = run["config_hash"] or c.get("config_hash")
+        run["dbt_invocation_id"] = run["dbt_invocation_id"] or c.get("dbt_invocation_id")
+        c = _loaded(c, "details")
+        c["gx"] = gx.get((c["run_id"], c["check_name"]), [])
+        if c["check_name"] == "override":
+            run["overrides"].append(
+                {
+                    "run_id": c["run_id"],
+                    "overridden": c["observed"],
+                    "reason": c["message"].removeprefix("forced: "),
+                }
+            )
+        else:
+            run["checks"].append(c)
+    for srow in rows("sync_runs", "started_at"):
+        run = runs[parent_of[srow["run_id"]]]
+        run["config_hash"] = run["config_hash"] or srow.get("config_hash")
+        run["dbt_invocation_id"] = run["dbt_invocation_id"] or srow.get("dbt_invocation_id")
+        run["syncs"].append(_loaded(srow, "held_back"))
+    return [runs[p] for p in chosen]
+
+
+def _loaded(row: dict, *json_cols: str) -> dict:
+    out = dict(row)
+    for c in json_cols:
+        if isinstance(out.get(c), str):
+            with contextlib.suppress(ValueError):
+                out[c] = json.loads(out[c])
+    return out

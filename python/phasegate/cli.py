@@ -28,7 +28,9 @@ app = typer.Typer(
         "(pre-activation gates), `phasegate sync` (send phase changes). `phasegate run` does "
         "all three; `phasegate demo` shows it end to end on generated data.\n\n"
         "Exit codes: 0 success; 1 some records rejected; 2 blocked by a check (nothing sent); "
-        "3 configuration error; 4 another sync holds the lock; 5 dbt build failed."
+        "3 configuration error; 4 another sync holds the lock; 5 dbt build failed; "
+        "6 a destination stayed unavailable (timeouts, 5xx, 429) past its retry budget: the run "
+        "stopped, and the next run sends what was not acknowledged."
     ),
     no_args_is_help=True,
     rich_markup_mode="markdown",
@@ -153,6 +155,28 @@ def check(config: ConfigOpt = None) -> None:
 
 
 @app.command()
+def audit(
+    config: ConfigOpt = None,
+    limit: Annotated[int, typer.Option(help="How many recent runs to list.")] = 10,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="One run (a check, activation or per-sync run id).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
+) -> None:
+    """List recent check and sync runs from the ledgers: when, config hash, dbt invocation,
+    each check's result and numbers, overrides with their reason, counts sent and held back."""
+    import json
+
+    cfg = load_config(config)
+    runs = api.audit(cfg, limit=limit, run_id=run_id)
+    if as_json:
+        # Plain stdout, not rich: the JSON must stay machine-readable (no wrapping or markup).
+        sys.stdout.write(json.dumps(runs, default=str, indent=2) + "\n")
+        return
+    _print_audit(runs, detailed=run_id is not None)
+
+
+@app.command()
 def sync(
     config: ConfigOpt = None,
     name: Annotated[
@@ -168,12 +192,37 @@ def sync(
         bool, typer.Option(help="Send even if a check fails (needs --reason; recorded).")
     ] = False,
     reason: Annotated[str | None, typer.Option(help="Why a --force override is safe.")] = None,
+    full_resync: Annotated[
+        bool,
+        typer.Option(
+            help="Resend every customer's attributes, not only what changed (after a destination "
+            "lost data or was replaced). Events already delivered are not resent."
+        ),
+    ] = False,
+    retry_rejected: Annotated[
+        bool,
+        typer.Option(
+            help="Also resend records the destination rejected before (after fixing the cause); "
+            "otherwise a rejected record is resent only once its data changes."
+        ),
+    ] = False,
 ) -> None:
     """Check, then send phase changes to each sync's destination. Only what changed since
     the destination last acknowledged is sent; a rerun after a crash resends at most the
-    batch that was in flight."""
+    batches that were in flight.
+
+    Governance applies before anything is sent: suppressed customers and deletion requests,
+    holdouts, per-channel consent and frequency caps; the summary counts what each held back."""
     cfg = load_config(config)
-    report = _activate(cfg, None if all_syncs else name, dry_run, force, reason)
+    report = _activate(
+        cfg,
+        None if all_syncs else name,
+        dry_run,
+        force,
+        reason,
+        full_resync=full_resync,
+        retry_rejected=retry_rejected,
+    )
     if any(s.rejected for s in report.syncs):
         raise typer.Exit(ExitCode.PARTIAL)
 
@@ -220,9 +269,17 @@ def demo(
         out.print(f"  {label}: {where}")
 
 
-def _activate(cfg, names, dry_run, force, reason):
+def _activate(cfg, names, dry_run, force, reason, full_resync=False, retry_rejected=False):
     try:
-        report = api.activate(cfg, names, dry_run=dry_run, force=force, reason=reason)
+        report = api.activate(
+            cfg,
+            names,
+            dry_run=dry_run,
+            force=force,
+            reason=reason,
+            full_resync=full_resync,
+            retry_rejected=retry_rejected,
+        )
     except BlockedError as exc:
         _print_checks(exc.results)
         raise
@@ -248,7 +305,8 @@ def _print_checks(results) -> None:
         if not r.passed and r.samples:
             out.print(f"[red]{r.name}[/red] failing rows (sample):")
             for s in r.samples[:5]:
-                out.print(f"  {s}")
+                # Samples hold data values; square brackets in them are not rich markup.
+                out.print(f"  {s}", markup=False)
 
 
 def _print_syncs(summaries) -> None:
@@ -262,6 +320,8 @@ def _print_syncs(summaries) -> None:
         "sent",
         "rejected",
         "blocked",
+        "held back",
+        "deleted",
         "output",
     ):
         table.add_column(col)
@@ -275,9 +335,96 @@ def _print_syncs(summaries) -> None:
             f"{s.sent:,}",
             f"{s.rejected:,}",
             f"{s.blocked:,}",
+            ", ".join(f"{k}={v:,}" for k, v in sorted(s.held_back.items()) if v) or "0",
+            f"{s.deleted:,}",
             s.output,
         )
     out.print(table)
+
+
+def _print_audit(runs: list[dict], detailed: bool) -> None:
+    from rich.markup import escape
+
+    if not runs:
+        out.print("no runs recorded yet")
+        return
+    table = Table(title="recent runs (newest first)")
+    for col in ("run", "when (UTC)", "config", "dbt invocation", "checks", "overrides", "syncs"):
+        table.add_column(col)
+    for r in runs:
+        failed = [c["check_name"] for c in r["checks"] if not c["passed"]]
+        n = len(r["checks"])
+        checks = f"{n - len(failed)}/{n} passed" + (f"; FAIL: {', '.join(failed)}" if failed else "")
+        table.add_row(
+            r["run_id"],
+            str(r["started_at"])[:19],
+            r["config_hash"] or "-",
+            (r["dbt_invocation_id"] or "-")[:8],
+            escape(checks) if not failed else f"[red]{escape(checks)}[/red]",
+            escape("; ".join(o["reason"] for o in r["overrides"])) or "-",
+            escape(", ".join(f"{s['sync_name']}: {s['status']}" for s in r["syncs"])) or "-",
+        )
+    out.print(table)
+
+    table = Table(title="checks")
+    for col in ("run", "check", "result", "observed", "allowed"):
+        table.add_column(col)
+    for r in runs:
+        for c in r["checks"]:
+            table.add_row(
+                c["run_id"],
+                c["check_name"],
+                "[green]pass[/green]" if c["passed"] else "[red]FAIL[/red]",
+                escape(str(c["observed"])),
+                escape(str(c["allowed"])),
+            )
+    out.print(table)
+
+    table = Table(title="sync runs")
+    for col in ("run", "sync", "status", "as of", "planned", "sent", "rejected", "blocked", "held back"):
+        table.add_column(col)
+    for r in runs:
+        for s in r["syncs"]:
+            held = s.get("held_back") if isinstance(s.get("held_back"), dict) else {}
+            planned = sum(s.get(k) or 0 for k in ("planned_upserts", "planned_removes", "planned_events"))
+            table.add_row(
+                s["run_id"],
+                s["sync_name"],
+                s["status"],
+                str(s.get("as_of_date") or "-"),
+                f"{planned:,}",
+                f"{s.get('sent') or 0:,}",
+                f"{s.get('rejected') or 0:,}",
+                f"{s.get('blocked') or 0:,}",
+                ", ".join(f"{k}={v:,}" for k, v in sorted(held.items()) if v) or "0",
+            )
+    out.print(table)
+
+    if not detailed:
+        return
+    for r in runs:
+        for c in r["checks"]:
+            if c["message"]:
+                out.print(f"[bold]{c['check_name']}[/bold]: {escape(c['message'])}")
+            for d in (c.get("details") or [])[:5] if not c["passed"] else []:
+                out.print(f"  {escape(str(d))}")
+        gx = [(c["check_name"], g) for c in r["checks"] for g in c.get("gx", [])]
+        if gx:
+            table = Table(title="Great Expectations results")
+            for col in ("check", "suite", "expectation", "column", "success", "unexpected", "observed"):
+                table.add_column(col)
+            for name, g in gx:
+                unexpected = g.get("unexpected_count")
+                table.add_row(
+                    name,
+                    g["suite"],
+                    g["expectation"],
+                    g.get("column_name") or "-",
+                    "[green]yes[/green]" if g["success"] else "[red]no[/red]",
+                    "-" if unexpected is None else f"{unexpected} of {g.get('element_count')}",
+                    escape(str(g.get("observed_value") if g.get("observed_value") is not None else "-")),
+                )
+            out.print(table)
 
 
 def _print_phase_summary(cfg) -> None:

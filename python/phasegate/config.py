@@ -8,7 +8,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -27,6 +27,27 @@ class _Strict(BaseModel):
 class EventNames(_Strict):
     entered: str = "phase_entered"
     exited: str = "phase_exited"
+
+
+# The channel whose consent each destination type needs when `consent_channel` is `auto`.
+DEFAULT_CONSENT_CHANNEL = {
+    "braze": "email",
+    "customerio": "email",
+    "klaviyo": "email",
+    "iterable": "email",
+    "hubspot": "email",
+    "google_audience": "ads",
+    "meta_audience": "ads",
+}
+
+
+class FrequencyCaps(_Strict):
+    """Phase-change actions per customer across every journey and every sync (one budget
+    for Braze, ads, webhooks ...). When several journeys act on a customer at once, the
+    journey with the lowest `priority` (dbt var) goes first; the rest are held back as capped."""
+
+    per_day: int | None = Field(default=None, ge=1, description="Actions per customer per day.")
+    per_week: int | None = Field(default=None, ge=1, description="Actions per customer in any 7 days.")
 
 
 class SyncConfig(_Strict):
@@ -55,6 +76,28 @@ class SyncConfig(_Strict):
         "places everyone; most teams do not want that as events).",
     )
     batch_size: int = Field(default=1000, ge=1, le=100_000)
+    consent_channel: str | None = Field(
+        default="auto",
+        description="Consent channel a customer must have granted to be sent (email, sms, push, "
+        "ads, or any of phasegate__consent_channels). `auto` picks by destination: email for "
+        "Braze, Customer.io, Klaviyo, Iterable and HubSpot; ads for Google and Meta audiences; "
+        "none for file, webhook, Segment and RudderStack (set one when they message customers).",
+    )
+
+    @model_validator(mode="after")
+    def _resolve_consent_channel(self) -> SyncConfig:
+        channel = self.consent_channel
+        if channel == "auto":
+            channel = DEFAULT_CONSENT_CHANNEL.get(self.destination.type)
+        elif channel is not None and channel.lower() == "none":
+            channel = None
+        if channel is not None and not _NAME.match(channel):
+            raise ValueError(
+                f"consent_channel '{channel}' is not a channel name; use email, sms, push, ads, "
+                "another of phasegate__consent_channels, or none"
+            )
+        self.consent_channel = channel
+        return self
 
     @field_validator("name")
     @classmethod
@@ -70,6 +113,158 @@ class SyncConfig(_Strict):
             if not _NAME.match(f):
                 raise ValueError(f"'{f}' is not a column name; use a signal column such as orders_lifetime")
         return v
+
+
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$"
+E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+
+
+def _valid_regex(v: str | None) -> str | None:
+    if v is not None:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"'{v}' is not a valid regular expression ({exc}); fix the pattern") from None
+    return v
+
+
+class IdentifierFormatCheck(_Strict):
+    """Format of one contact identifier in a sync's payload, checked on the value the
+    destination would send (after its own normalisation)."""
+
+    pattern: str
+    max_invalid_share: float = Field(
+        ge=0,
+        le=1,
+        description="Largest share of present (non-null) values that may fail the pattern "
+        "before the sync is blocked; destinations reject those records one by one.",
+    )
+    tolerated_count: int = Field(
+        default=10,
+        ge=0,
+        description="This many invalid values never block, so a small daily plan is not "
+        "blocked by a handful of bad records.",
+    )
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, v: str) -> str:
+        return _valid_regex(v)
+
+
+class EmailFormatCheck(IdentifierFormatCheck):
+    pattern: str = EMAIL_PATTERN
+    max_invalid_share: float = Field(default=0.05, ge=0, le=1)
+
+
+class PhoneFormatCheck(IdentifierFormatCheck):
+    pattern: str = E164_PATTERN
+    # Phone numbers are captured free-form far more often than emails; a number without a
+    # country code that the destination cannot place is rejected per record. Only a share
+    # well above real-world dirt signals a broken pipeline.
+    max_invalid_share: float = Field(default=0.4, ge=0, le=1)
+
+
+class ColumnExpectations(_Strict):
+    """Extra Great Expectations on one payload column."""
+
+    not_null: bool = False
+    unique: bool = False
+    in_set: list[str | int | float | bool] | None = Field(default=None, min_length=1)
+    between: list[float | None] | None = Field(
+        default=None, description="[min, max]; either may be null for an open end."
+    )
+    regex: str | None = None
+    mostly: float = Field(
+        default=1.0, gt=0, le=1, description="Share of non-null rows that must meet each expectation."
+    )
+    syncs: list[str] | None = Field(
+        default=None, description="Only these syncs; default every sync (the column must exist in each)."
+    )
+
+    @field_validator("regex")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        return _valid_regex(v)
+
+    @field_validator("between")
+    @classmethod
+    def _between(cls, v: list[float | None] | None) -> list[float | None] | None:
+        if v is None:
+            return v
+        if len(v) != 2 or (v[0] is None and v[1] is None):
+            raise ValueError("use [min, max] with at least one bound, e.g. [0, null]")
+        if v[0] is not None and v[1] is not None and v[0] > v[1]:
+            raise ValueError(f"min {v[0]} is above max {v[1]}; swap the bounds")
+        return v
+
+
+class PayloadChecks(_Strict):
+    """Great Expectations suite on each sync's plan (what is about to be sent)."""
+
+    enabled: bool = True
+    min_rows: int = Field(
+        default=0,
+        ge=0,
+        description="Block a sync whose plan has fewer records (0: an unchanged day sends nothing).",
+    )
+    email: EmailFormatCheck = Field(default_factory=EmailFormatCheck)
+    phone: PhoneFormatCheck = Field(default_factory=PhoneFormatCheck)
+    columns: dict[str, ColumnExpectations] = Field(
+        default_factory=dict, description="Extra expectations per payload column."
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, v: dict[str, ColumnExpectations]) -> dict[str, ColumnExpectations]:
+        for name in v:
+            if not _NAME.match(name):
+                raise ValueError(
+                    f"'{name}' is not a payload column name; use a plan column such as "
+                    "lifecycle_phase or a signal in the sync's fields"
+                )
+        return v
+
+
+class FreshnessCheck(_Strict):
+    enabled: bool = True
+    max_age_hours: float = Field(
+        default=48,
+        gt=0,
+        description="Block when the newest source event was received longer ago than this.",
+    )
+    relative_to: Literal["as_of", "now"] = Field(
+        default="as_of",
+        description="as_of: the end of the build's evaluation date (capped at now), so a "
+        "backfill of past dates is judged by the data it had; now: the wall clock.",
+    )
+
+
+class TrailingBlastRadius(_Strict):
+    enabled: bool = True
+    multiplier: float = Field(
+        default=3.0, gt=1, description="Block above this many times the trailing median."
+    )
+    window_days: int = Field(default=14, ge=1, description="Evaluation dates in the trailing median.")
+    min_history_days: int = Field(
+        default=7, ge=1, description="Applies only once this many earlier evaluation dates exist."
+    )
+    min_share: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="Floor of the allowed value as a share of the journey's customers, so a "
+        "near-zero median does not block a normal day.",
+    )
+
+    @model_validator(mode="after")
+    def _history_fits_window(self) -> TrailingBlastRadius:
+        if self.min_history_days > self.window_days:
+            raise ValueError(
+                f"min_history_days ({self.min_history_days}) exceeds window_days "
+                f"({self.window_days}); lower min_history_days or widen the window"
+            )
+        return self
 
 
 class ChecksConfig(_Strict):
@@ -89,6 +284,9 @@ class ChecksConfig(_Strict):
         description="Block when more than this share of events is quarantined.",
     )
     great_expectations: bool = True
+    freshness: FreshnessCheck = Field(default_factory=FreshnessCheck)
+    trailing_blast_radius: TrailingBlastRadius = Field(default_factory=TrailingBlastRadius)
+    payload: PayloadChecks = Field(default_factory=PayloadChecks)
 
 
 class PhasegateConfig(_Strict):
@@ -103,6 +301,20 @@ class PhasegateConfig(_Strict):
     ops_schema: str = Field(default="phasegate_ops", description="Schema for ledgers and audit.")
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
     syncs: list[SyncConfig] = Field(default_factory=list)
+    frequency_caps: FrequencyCaps = Field(default_factory=FrequencyCaps)
+    dbt_vars: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra phasegate__* dbt vars for every build phasegate runs (e.g. "
+        "phasegate__global_holdout_pct); dbt_project.yml stays the place for permanent ones.",
+    )
+
+    @field_validator("dbt_vars")
+    @classmethod
+    def _dbt_vars(cls, v: dict[str, Any]) -> dict[str, Any]:
+        bad = [k for k in v if not k.startswith("phasegate__")]
+        if bad:
+            raise ValueError(f"{bad}: only phasegate__* vars belong here; set others in dbt_project.yml")
+        return v
 
     @model_validator(mode="after")
     def _unique_sync_names(self) -> PhasegateConfig:
@@ -111,6 +323,18 @@ class PhasegateConfig(_Strict):
             if s.name in seen:
                 raise ValueError(f"sync name '{s.name}' is used twice; sync names must be unique")
             seen.add(s.name)
+        return self
+
+    @model_validator(mode="after")
+    def _payload_check_syncs_exist(self) -> PhasegateConfig:
+        known = {s.name for s in self.syncs}
+        for col, exp in self.checks.payload.columns.items():
+            unknown = sorted(set(exp.syncs or []) - known)
+            if unknown:
+                raise ValueError(
+                    f"checks.payload.columns.{col}.syncs: unknown sync(s) {unknown}; "
+                    f"configured syncs: {sorted(known) or 'none'}"
+                )
         return self
 
     def sync(self, name: str) -> SyncConfig:

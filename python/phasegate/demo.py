@@ -18,6 +18,10 @@ def _generated_matches(truth_path: Path, customers: int, days: int, seed: int) -
     if not truth_path.exists():
         return None
     truth = json.loads(truth_path.read_text())
+    if any(not (truth_path.parent / name).exists() for name in truth.get("files", {}).values()):
+        return None
+    if "suppressions" not in truth.get("files", {}):
+        return None  # generated before the suppression list existed
     params = truth.get("parameters", truth)
     if (params.get("customers"), params.get("days"), params.get("seed")) == (customers, days, seed):
         return truth
@@ -49,7 +53,7 @@ def run_demo(
         "warehouse": api.phase_summary(cfg)["warehouse"],
         "dbt results": str(target_dir(Path(cfg.project_dir)) / "run_results.json"),
         "ledgers": f"schema {cfg.ops_schema} (sync_runs, sync_state, delivered_events, "
-        "rejected_records, check_results)",
+        "rejected_records, check_results, gx_results; `phasegate audit` lists the runs)",
     }
     for s in report.syncs:
         if s.output:

@@ -10,6 +10,7 @@ class ExitCode:
     CONFIG = 3  # the configuration is invalid
     LOCKED = 4  # another sync holds the destination lock
     BUILD_FAILED = 5  # the dbt build failed
+    UNAVAILABLE = 6  # a destination stayed unavailable past its retry budget; rerun later
     INTERNAL = 70
 
 
@@ -47,6 +48,8 @@ class DestinationError(PhasegateError):
 
 class TransientError(DestinationError):
     """Retrying the same batch later may succeed (timeouts, 5xx, 429)."""
+
+    exit_code = ExitCode.UNAVAILABLE
 
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)

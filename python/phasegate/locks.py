@@ -35,3 +35,16 @@ def destination_lock(lock_dir: Path, name: str):
     finally:
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         fh.close()
+
+
+@contextlib.contextmanager
+def shared_lock(lock_dir: Path, name: str):
+    """A short critical section shared by every sync (the activation budget): waits for the
+    holder instead of failing, since holders finish in seconds."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with (lock_dir / f"{name}.lock").open("a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

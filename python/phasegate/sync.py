@@ -1,29 +1,33 @@
 """The sync engine: plan what each destination must receive (in the warehouse, against
-the per-key state of what it last received), send it in batches, and record every
-acknowledged batch before the next one, so a crash at any point resends at most the batch
+the per-key state of what it last received), send it in batches, a few at once, and record
+each acknowledged batch as it completes, so a crash at any point resends at most the batches
 in flight — with the same record ids, which deduplicating destinations ignore."""
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from phasegate.caps import allocate
+from phasegate.checks import payload_gate
 from phasegate.config import PhasegateConfig, SyncConfig
-from phasegate.destinations import REGISTRY, Record, build_destination
-from phasegate.errors import ConfigError, PermanentError
+from phasegate.destinations import REGISTRY, BatchResult, Destination, Record, build_destination
+from phasegate.errors import DestinationError, TransientError
 from phasegate.ledger import Ledger, now
-from phasegate.locks import destination_lock
-from phasegate.warehouse import Warehouse, qualified
+from phasegate.locks import destination_lock, shared_lock
+from phasegate.planner import EVENT_LOOKBACK_DAYS, SyncPlanner
+from phasegate.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
-EVENT_LOOKBACK_DAYS = 7
 IDENTIFIER_COLUMNS = ("email", "phone")
 
 
@@ -41,174 +45,19 @@ class SyncSummary:
     status: str = "planned"
     output: str = ""
     rejections: list[tuple[str, str]] = field(default_factory=list)
+    # Records governance kept from this destination, by reason (suppressed, held_out,
+    # no_consent; `<reason>_events` for phase-change events, including capped_events).
+    held_back: dict[str, int] = field(default_factory=dict)
+    deleted: int = 0  # deletion requests carried out at the destination
+    checks: list = field(default_factory=list)  # the payload gate's CheckResults for this sync
 
     def counts(self) -> dict:
-        return {
+        out = {
             k: getattr(self, k)
-            for k in ("upserts", "removes", "events", "sent", "rejected", "blocked", "skipped")
+            for k in ("upserts", "removes", "events", "sent", "rejected", "blocked", "skipped", "deleted")
         }
-
-
-def _concat_key(parts: list[str]) -> str:
-    return "md5(" + " || '|' || ".join(f"coalesce(cast({p} as varchar), '~')" for p in parts) + ")"
-
-
-class SyncPlanner:
-    """Builds the plan tables for one sync in the ops schema."""
-
-    def __init__(self, wh: Warehouse, ledger: Ledger, sync: SyncConfig, send_events: bool):
-        self.wh, self.ledger, self.sync = wh, ledger, sync
-        self.send_events = send_events
-        self.schema = wh.schema
-        self.attr_plan = ledger.table(f"plan__{sync.name}")
-        self.event_plan = ledger.table(f"plan_events__{sync.name}")
-
-    def journeys(self) -> list[str]:
-        known = [
-            r[0]
-            for r in self.wh.query(
-                f"select distinct journey from {qualified(self.schema, 'phasegate__journey_phases')} "
-                "order by 1"
-            )
-        ]
-        wanted = self.sync.journeys or known
-        unknown = sorted(set(wanted) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"sync '{self.sync.name}', field journeys: unknown journey(s) "
-                f"{unknown}; configured journeys: {known}"
-            )
-        return wanted
-
-    def attribute_columns(self, journeys: list[str]) -> list[tuple[str, str]]:
-        """(sql expression over m/s, output name) pairs."""
-        cols = []
-        for j in journeys:
-            cols.append((f"max(case when m.journey = '{j}' then m.phase end)", f"{j}_phase"))
-            cols.append((f"max(case when m.journey = '{j}' then m.entered_on end)", f"{j}_phase_entered_on"))
-        return cols
-
-    def build(self, as_of: date) -> tuple[int, int, int]:
-        journeys = self.journeys()
-        s, name = self.schema, self.sync.name
-        signal_cols = {
-            r[0]
-            for r in self.wh.query(
-                "select column_name from information_schema.columns "
-                "where table_schema = ? and table_name = ?",
-                (s, "phasegate__customer_signals"),
-            )
-        }
-        missing = [f for f in self.sync.fields if f not in signal_cols]
-        if missing:
-            raise ConfigError(
-                f"sync '{name}', field fields: unknown signal column(s) {missing}; "
-                f"available: {sorted(signal_cols)}"
-            )
-        jlist = ", ".join(f"'{j}'" for j in journeys)
-        pivot = ",\n".join(f"{expr} as {alias}" for expr, alias in self.attribute_columns(journeys))
-        phase_filter = ""
-        if self.sync.phases:
-            plist = ", ".join(f"'{p}'" for p in self.sync.phases)
-            phase_filter = f"having sum(case when m.phase in ({plist}) then 1 else 0 end) > 0"
-        ids = list(self.sync.identifiers)
-        payload_cols = [alias for _, alias in self.attribute_columns(journeys)] + list(self.sync.fields) + ids
-        sig_select = "".join(f", sg.{f}" for f in self.sync.fields) + "".join(f", cu.{c}" for c in ids)
-
-        def source(col: str) -> str:
-            return ("sg." if col in self.sync.fields else "cu." if col in ids else "mb.") + col
-
-        state = self.ledger.table("sync_state")
-        fingerprint_sql = _concat_key([source(c) for c in payload_cols])
-        self.wh.execute(f"drop table if exists {self.attr_plan}")
-        self.wh.execute(f"""
-            create table {self.attr_plan} as
-            with members as (
-                select m.customer_id, {pivot}
-                from {qualified(s, "phasegate__phase_membership")} as m
-                where m.journey in ({jlist})
-                group by m.customer_id
-                {phase_filter}
-            ),
-            desired as (
-                select mb.*{sig_select},
-                       {fingerprint_sql} as fingerprint
-                from members as mb
-                left join {qualified(s, "phasegate__customer_signals")} as sg
-                  on sg.customer_id = mb.customer_id
-                left join {qualified(s, "int_customers_unioned")} as cu
-                  on cu.customer_id = mb.customer_id
-            ),
-            changes as (
-                select 'upsert' as op, d.customer_id as record_key, d.fingerprint,
-                       {", ".join("d." + c for c in payload_cols)}
-                from desired as d
-                left join {state} as st on st.sync_name = '{name}' and st.record_key = d.customer_id
-                where st.fingerprint is null or st.fingerprint <> d.fingerprint
-                union all
-                select 'remove' as op, st.record_key, st.fingerprint,
-                       {", ".join(("rc." + c) if c in ids else "null" for c in payload_cols)}
-                from {state} as st
-                left join {qualified(s, "int_customers_unioned")} as rc on rc.customer_id = st.record_key
-                where st.sync_name = '{name}'
-                  and not exists (select 1 from desired as d where d.customer_id = st.record_key)
-            )
-            select row_number() over (order by op desc, record_key) as seq,
-                   md5('{name}' || '|' || op || '|' || record_key || '|' || fingerprint) as record_id,
-                   changes.*
-            from changes""")
-        events = 0
-        if self.send_events:
-            events = self._build_events(journeys, as_of)
-        counts = dict(self.wh.query(f"select op, count(*) from {self.attr_plan} group by op"))
-        self.wh.commit()
-        self.payload_cols = payload_cols
-        return counts.get("upsert", 0), counts.get("remove", 0), events
-
-    def _build_events(self, journeys: list[str], as_of: date) -> int:
-        s, name = self.schema, self.sync.name
-        jlist = ", ".join(f"'{j}'" for j in journeys)
-        since = as_of - timedelta(days=EVENT_LOOKBACK_DAYS)
-        initial = "" if self.sync.send_initial_entries else "and t.from_phase is not null"
-        delivered = self.ledger.table("delivered_events")
-        ev = self.sync.events
-        ids = "".join(f", cu.{c}" for c in self.sync.identifiers)
-        transitions = qualified(s, "phasegate__phase_transitions")
-        customers = qualified(s, "int_customers_unioned")
-        self.wh.execute(f"drop table if exists {self.event_plan}")
-        self.wh.execute(
-            f"""
-            create table {self.event_plan} as
-            with raw as (
-                select md5('{name}' || '|' || t.transition_id || '|entered') as record_id,
-                       t.customer_id as record_key, cast(? as varchar) as event_name, t.journey,
-                       t.to_phase as phase, t.from_phase as other_phase,
-                       t.transitioned_on as occurred_on, t.transition_id
-                from {transitions} as t
-                where t.journey in ({jlist}) and t.transitioned_on >= ? {initial}
-                union all
-                select md5('{name}' || '|' || t.transition_id || '|exited'),
-                       t.customer_id, cast(? as varchar), t.journey, t.from_phase, t.to_phase,
-                       t.transitioned_on, t.transition_id
-                from {transitions} as t
-                where t.journey in ({jlist}) and t.transitioned_on >= ? and t.from_phase is not null
-            )
-            select row_number() over (order by raw.occurred_on, raw.record_key, raw.event_name) as seq,
-                   raw.*{ids}
-            from raw
-            left join {customers} as cu on cu.customer_id = raw.record_key
-            where not exists (
-                select 1 from {delivered} as d where d.sync_name = '{name}' and d.event_id = raw.record_id
-            )""",
-            (ev.entered, since, ev.exited, since),
-        )
-        ((n,),) = self.wh.query(f"select count(*) from {self.event_plan}")
-        return n
-
-    def drop(self) -> None:
-        self.wh.execute(f"drop table if exists {self.attr_plan}")
-        self.wh.execute(f"drop table if exists {self.event_plan}")
-        self.wh.commit()
+        out["held_back"] = dict(self.held_back)
+        return out
 
 
 def _records(
@@ -223,14 +72,18 @@ def _records(
     for row in rows:
         if kind_col:
             kind = row[idx["op"]]
-            # A remove clears every attribute the sync owns; identifiers stay so audience
-            # destinations can match the member to remove.
-            payload = {
-                field_mapping.get(c, c): None
-                if kind == "remove" and c not in IDENTIFIER_COLUMNS
-                else _jsonable(row[idx[c]])
-                for c in payload_cols
-            }
+            if kind == "delete":
+                # A deletion carries only what identifies the person at the destination.
+                payload = {c: _jsonable(row[idx[c]]) for c in payload_cols if c in IDENTIFIER_COLUMNS}
+            else:
+                # A remove clears every attribute the sync owns; identifiers stay so audience
+                # destinations can match the member to remove.
+                payload = {
+                    field_mapping.get(c, c): None
+                    if kind == "remove" and c not in IDENTIFIER_COLUMNS
+                    else _jsonable(row[idx[c]])
+                    for c in payload_cols
+                }
         else:
             kind = "event"
             cols_out = ["event_name", "journey", "phase", "other_phase", "occurred_on", "transition_id"]
@@ -268,6 +121,9 @@ def run_sync(
     dry_run: bool = False,
     blocked: bool = False,
     progress: bool = True,
+    full_resync: bool = False,
+    retry_rejected: bool = False,
+    override_reason: str | None = None,
 ) -> SyncSummary:
     ledger = Ledger(wh, cfg.ops_schema)
     ledger.ensure()
@@ -277,69 +133,230 @@ def run_sync(
         capabilities = REGISTRY[sync.destination.type].capabilities
         # Audience and CRM destinations take no events: plan none rather than reject them.
         send_events = sync.send_events and capabilities.supports_events
-        planner = SyncPlanner(wh, ledger, sync, send_events)
-        summary.upserts, summary.removes, summary.events = planner.build(as_of)
+        planner = SyncPlanner(
+            wh,
+            ledger,
+            sync,
+            send_events,
+            supports_delete=getattr(capabilities, "supports_delete", False),
+            full_resync=full_resync,
+            retry_rejected=retry_rejected,
+        )
+        # Planning is one transaction, kept only when this run may send: frequency-cap
+        # decisions and held-back records of a dry or blocked run must not spend budget or
+        # hide events from the next run. The budget lock spans it, so concurrent syncs never
+        # decide the same change twice.
+        with shared_lock(lock_dir, "activation_budget"):
+            if send_events:
+                allocate(wh, ledger, cfg.frequency_caps, as_of, run_id, EVENT_LOOKBACK_DAYS)
+            summary.upserts, summary.removes, summary.events = planner.build(as_of)
+            # Governance gate on exactly what is about to be sent (issue 5): a failed payload
+            # suite blocks this sync below, unless forced with a reason.
+            summary.checks, payload_blocked = payload_gate(
+                cfg, wh, ledger, planner, sync, run_id, invocation, override_reason, record=False
+            )
+            blocked = blocked or payload_blocked
+            if dry_run or blocked:
+                wh.rollback()  # the plan tables go too: nothing will read them
+            else:
+                wh.commit()
+        if summary.checks and not dry_run:
+            ledger.record_checks(run_id, summary.checks, invocation, cfg.config_hash())
+        summary.held_back = planner.held_back
         total = summary.upserts + summary.removes + summary.events
         if dry_run:
             summary.status = "dry_run"
-            planner.drop()
             return summary
+        ledger.close_interrupted(sync.name, run_id)
         ledger.start_run(run_id, sync.name, cfg.config_hash(), invocation, as_of)
         if blocked:
             summary.blocked, summary.status = total, "blocked"
             ledger.finish_run(run_id, "blocked", summary.counts(), "pre-activation checks failed")
-            planner.drop()
             return summary
         dest = build_destination(sync.destination)
         try:
             dest.check()
-        except PermanentError as exc:
+        except DestinationError as exc:
+            dest.close()
             ledger.finish_run(run_id, "failed", summary.counts(), str(exc))
             raise
         summary.output = getattr(dest, "root", "") and str(Path(dest.root) / sync.name)
         batch_size = min(sync.batch_size, dest.capabilities.max_batch_records)
-        with Progress(
-            TextColumn(f"[bold]sync {sync.name}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            disable=not progress or total == 0,
-            transient=False,
-        ) as bar:
-            task = bar.add_task("send", total=total)
-            for plan, kind_col in ((planner.attr_plan, "op"), (planner.event_plan, None)):
-                if kind_col is None and not send_events:
-                    continue
-                self_cols = planner.payload_cols
-                n = summary.upserts + summary.removes if kind_col else summary.events
-                for start in range(0, n, batch_size):
-                    cols, rows = wh.query_with_columns(
-                        f"select * from {plan} where seq > ? and seq <= ? order by seq",
-                        (start, start + batch_size),
-                    )
-                    records = _records(cols, rows, kind_col, self_cols, sync.field_mapping)
-                    result = dest.write_batch(sync.name, records)
-                    _acknowledge(
-                        wh,
-                        ledger,
-                        plan,
-                        sync.name,
-                        run_id,
-                        start,
-                        batch_size,
-                        result,
-                        records,
-                        kind_col is None,
-                    )
-                    summary.sent += len(result.accepted)
-                    summary.rejected += len(result.rejected)
-                    summary.rejections.extend(list(result.rejected.items())[:5])
-                    bar.advance(task, len(records))
-        dest.close()
+        concurrency = sync.destination.max_concurrency or dest.default_concurrency
+        try:
+            with Progress(
+                TextColumn(f"[bold]sync {sync.name}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                disable=not progress or total == 0,
+                transient=False,
+            ) as bar:
+                task = bar.add_task("send", total=total)
+                _send_batches(
+                    wh,
+                    ledger,
+                    dest,
+                    sync.name,
+                    run_id,
+                    _plan_batches(wh, planner, sync, summary, send_events, batch_size),
+                    concurrency,
+                    summary,
+                    lambda n: bar.advance(task, n),
+                )
+        except BaseException as exc:
+            _record_failure(wh, ledger, sync.name, run_id, summary, total, exc)
+            if isinstance(exc, TransientError):
+                message = _unsent_message(sync.name, summary, total, exc)
+                raise TransientError(message, exc.retry_after) from exc
+            raise
+        finally:
+            dest.close()
         planner.drop()
+        ((summary.deleted,),) = wh.query(
+            f"select count(*) from {ledger.table('deletion_log')} where run_id = ? and method = 'deleted'",
+            (run_id,),
+        )
         summary.status = "partial" if summary.rejected else "success"
         ledger.finish_run(run_id, summary.status, summary.counts())
     return summary
+
+
+@dataclass
+class _Batch:
+    plan: str
+    start: int  # the batch is the plan rows with start < seq <= start + size
+    size: int
+    records: list[Record]
+    is_event: bool
+
+
+def _plan_batches(
+    wh: Warehouse,
+    planner: SyncPlanner,
+    sync: SyncConfig,
+    summary: SyncSummary,
+    send_events: bool,
+    batch_size: int,
+) -> list[Iterator[_Batch]]:
+    """One lazy sequence of batches per plan table, attributes first. Rows are read on the
+    calling thread, while earlier batches are still at the destination."""
+
+    def read(plan: str, kind_col: str | None, n: int) -> Iterator[_Batch]:
+        for start in range(0, n, batch_size):
+            cols, rows = wh.query_with_columns(
+                f"select * from {plan} where seq > ? and seq <= ? order by seq",
+                (start, start + batch_size),
+            )
+            records = _records(cols, rows, kind_col, planner.payload_cols, sync.field_mapping)
+            yield _Batch(plan, start, batch_size, records, kind_col is None)
+
+    phases = [read(planner.attr_plan, "op", summary.upserts + summary.removes)]
+    if send_events:
+        phases.append(read(planner.event_plan, None, summary.events))
+    return phases
+
+
+def _send_batches(
+    wh: Warehouse,
+    ledger: Ledger,
+    dest: Destination,
+    sync_name: str,
+    run_id: str,
+    phases: list[Iterator[_Batch]],
+    concurrency: int,
+    summary: SyncSummary,
+    advance: Callable[[int], None],
+) -> None:
+    """Keeps up to `concurrency` batches at the destination at once and acknowledges each as
+    it completes, on this thread, because warehouse connections are not thread-safe. An ack
+    covers only its own batch's seq range in one transaction, so batches may complete in any
+    order and a crash resends only the unacknowledged ones: at most `concurrency` batches.
+
+    Each phase (attributes, then events) is drained before the next starts, so a platform
+    reacting to a phase event already holds the customer's new attributes.
+
+    After a failed batch nothing new is submitted: the batches in flight finish and are
+    acknowledged, then the first failure is raised."""
+    inflight: dict[Future[BatchResult], _Batch] = {}
+    failures: list[BaseException] = []
+
+    def settle(done: Iterable[Future[BatchResult]]) -> None:
+        for future in done:
+            batch = inflight.pop(future)
+            if (exc := future.exception()) is not None:
+                failures.append(exc)
+                continue
+            result = future.result()
+            _acknowledge(
+                wh,
+                ledger,
+                batch.plan,
+                sync_name,
+                run_id,
+                batch.start,
+                batch.size,
+                result,
+                batch.records,
+                batch.is_event,
+            )
+            summary.sent += len(result.accepted)
+            summary.rejected += len(result.rejected)
+            summary.rejections.extend(list(result.rejected.items())[:5])
+            advance(len(batch.records))
+
+    def settle_next() -> None:
+        done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+        settle(done)
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"sync-{sync_name}") as pool:
+        for batches in phases:
+            for batch in batches:
+                settle([f for f in inflight if f.done()])
+                while not failures and len(inflight) >= concurrency:
+                    settle_next()
+                if failures:
+                    break
+                inflight[pool.submit(dest.write_batch, sync_name, batch.records)] = batch
+            while inflight:
+                settle_next()
+            if failures:
+                break
+    if failures:
+        for later in failures[1:]:
+            log.warning("sync %s: another batch failed too: %s", sync_name, later)
+        raise failures[0]
+
+
+def _unsent_message(sync_name: str, summary: SyncSummary, total: int, exc: BaseException) -> str:
+    done = summary.sent + summary.rejected
+    why = str(exc) if isinstance(exc, DestinationError) else f"{type(exc).__name__}: {exc}"
+    return (
+        f"sync '{sync_name}' stopped after {done:,} of {total:,} planned record(s): {why}. "
+        f"The other {total - done:,} were not acknowledged; the next run sends them, "
+        "with the same record ids."
+    )
+
+
+def _record_failure(
+    wh: Warehouse,
+    ledger: Ledger,
+    sync_name: str,
+    run_id: str,
+    summary: SyncSummary,
+    total: int,
+    exc: BaseException,
+) -> None:
+    """Marks the run failed (interrupted, for Ctrl-C) with what was left unsent. Best effort:
+    when the warehouse itself failed this may fail too, and the original error matters more."""
+    summary.status = "failed" if isinstance(exc, Exception) else "interrupted"
+    try:
+        wh.rollback()  # nothing uncommitted is worth keeping: every ack commits on its own
+        ledger.finish_run(
+            run_id, summary.status, summary.counts(), _unsent_message(sync_name, summary, total, exc)
+        )
+    except Exception:  # noqa: BLE001 - the caller re-raises the original error
+        log.warning("sync %s: could not mark run %s %s", sync_name, run_id, summary.status, exc_info=True)
 
 
 def _acknowledge(
@@ -373,6 +390,25 @@ def _acknowledge(
         if rejected:
             excl = f"and p.record_id not in ({', '.join('?' for _ in rejected)})"
             params += rejected
+        # Delivered now: earlier rejections of this event, or of any earlier version of this
+        # customer's attributes, are resolved.
+        key_col = "record_id" if is_event else "record_key"
+        wh.execute(
+            f"update {ledger.table('rejected_records')} set resolved_at = ? "
+            f"where sync_name = '{sync_name}' and resolved_at is null and {key_col} in "
+            f"(select p.{key_col} from {plan} as p where p.seq > ? and p.seq <= ? {excl})",
+            [ts, *params],
+        )
+        if not is_event:
+            # Proof of erasure: which destination deleted (or could only clear) whom, and when.
+            wh.execute(
+                f"insert into {ledger.table('deletion_log')} "
+                "(sync_name, record_key, method, run_id, completed_at) "
+                f"select '{sync_name}', p.record_key, case when p.op = 'delete' then 'deleted' "
+                "else 'attributes_cleared' end, ?, ? "
+                f"from {plan} as p where p.deletion_requested and p.seq > ? and p.seq <= ? {excl}",
+                [run_id, ts, *params],
+            )
         if is_event:
             wh.execute(
                 f"insert into {ledger.table('delivered_events')} (sync_name, event_id, run_id, delivered_at) "

@@ -43,6 +43,8 @@ class FakePlatform:
     """Subclasses implement `authorized`, `handle` and the platform's own throttle reply."""
 
     rate_windows: ClassVar[tuple[tuple[int, float], ...]] = ()
+    # endpoints limited on their own, by path prefix: their requests count only against these
+    route_windows: ClassVar[dict[str, tuple[tuple[int, float], ...]]] = {}
 
     def __init__(self, *, rate_windows: tuple[tuple[int, float], ...] | None = None, retry_after_s=0.05):
         self.lock = threading.RLock()
@@ -107,9 +109,16 @@ class FakePlatform:
         self._faults.extend([("slow", seconds)] * n)
 
     # -- observations ----------------------------------------------------------------------
-    def peak(self, seconds: float) -> int:
-        """Most requests that arrived within any window of `seconds`."""
-        stamps = sorted(r.arrived for r in self.requests)
+    def route(self, path: str) -> str | None:
+        """The route_windows prefix a path falls under; None for the default windows."""
+        for prefix in self.route_windows:
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return prefix
+        return None
+
+    def peak(self, seconds: float, route: str | None = None) -> int:
+        """Most requests that arrived within any window of `seconds` (on `route`, when given)."""
+        stamps = sorted(r.arrived for r in self.requests if route is None or self.route(r.path) == route)
         best, start = 0, 0
         for end, t in enumerate(stamps):
             while t - stamps[start] >= seconds:
@@ -151,7 +160,7 @@ class FakePlatform:
         with self.lock:
             self.requests.append(req)
             fault = self._faults.popleft() if self._faults else None
-            over = self._over_rate(req.arrived)
+            over = self._over_rate(req)
         kind, arg = fault or (None, None)
         if kind in ("drop", "stall"):
             if kind == "stall":
@@ -174,11 +183,16 @@ class FakePlatform:
                 return self.unauthorized(req)
             return self.handle(req)
 
-    def _over_rate(self, now: float) -> float | None:
-        """Seconds until the request would have been within every window; None when it is."""
+    def _over_rate(self, req: Request) -> float | None:
+        """Seconds until the request would have been within every window of its route; None
+        when it is."""
+        now, route = req.arrived, self.route(req.path)
+        windows = self.windows if route is None else self.route_windows[route]
         wait = None
-        for limit, seconds in self.windows:
-            recent = [r.arrived for r in self.requests if r.arrived > now - seconds]
+        for limit, seconds in windows:
+            recent = [
+                r.arrived for r in self.requests if r.arrived > now - seconds and self.route(r.path) == route
+            ]
             if len(recent) > limit:
                 w = recent[-limit - 1] + seconds - now
                 wait = max(wait or 0.0, w)

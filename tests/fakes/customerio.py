@@ -1,5 +1,6 @@
 """Fake Customer.io Track API: Basic site_id:api_key, `/api/v2/batch` up to 500 KB, 207 with
-unlocated errors for invalid objects, events deduplicated by their ULID `id`."""
+unlocated errors for invalid objects, events deduplicated by their ULID `id`, and the person
+action `delete`, which erases the person and their events (an unknown person is no error)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,10 @@ class FakeCustomerIo(FakePlatform):
                 errors.append(problem)
             elif item["action"] == "identify":
                 self._identify(item)
+            elif item["action"] == "delete":
+                key = item["identifiers"]["id"]
+                self.profiles.pop(key, None)
+                self.events = [e for e in self.events if e["key"] != key]
             elif item["id"] not in self._event_ids:
                 self._event_ids.add(item["id"])
                 key = item["identifiers"]["id"]

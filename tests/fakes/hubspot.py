@@ -1,6 +1,9 @@
 """Fake HubSpot contacts batch upsert: Bearer token, 100 inputs, unique ids per request, a
 whole-request 400 for invalid property values, 207 with context ids for refused contacts,
-X-HubSpot-RateLimit-* headers on every reply and a RATE_LIMIT 429 over the 10 s window."""
+X-HubSpot-RateLimit-* headers on every reply and a RATE_LIMIT 429 over the 10 s window.
+`POST .../contacts/gdpr-delete` (204) erases the contact found by `idProperty`; an email that
+matches no contact is blocklisted instead (a later upsert of it is refused), any other unknown
+id is a 404."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ class FakeHubSpot(FakePlatform):
         super().__init__(**kw)
         self.token = token
         self.profiles: dict[str, dict] = {}  # by the id property's value
+        self.blocklist: set[str] = set()  # emails GDPR-deleted before any contact had them
 
     def authorized(self, req: Request) -> bool:
         return req.headers.get("authorization") == f"Bearer {self.token}"
@@ -58,6 +62,8 @@ class FakeHubSpot(FakePlatform):
     def _route(self, req: Request) -> Reply:
         if req.method == "GET" and req.path == "/crm/v3/objects/contacts":
             return Reply(200, {"results": []})
+        if req.method == "POST" and req.path == "/crm/v3/objects/contacts/gdpr-delete":
+            return self._gdpr_delete(req.json() or {})
         if req.path != "/crm/v3/objects/contacts/batch/upsert":
             return Reply(404, {"status": "error", "message": "Not found", "category": "OBJECT_NOT_FOUND"})
         inputs = (req.json() or {}).get("inputs", [])
@@ -73,6 +79,17 @@ class FakeHubSpot(FakePlatform):
                 return self._invalid(f'Property values were not valid: email "{email}" is invalid')
         errors, results = [], []
         for item in inputs:
+            email = item["properties"].get("email", item["id"] if item["idProperty"] == "email" else None)
+            if email in self.blocklist:
+                errors.append(
+                    {
+                        "status": "error",
+                        "category": "VALIDATION_ERROR",
+                        "message": "Contact email is blocklisted by a GDPR delete",
+                        "context": {"ids": [item["id"]]},
+                    }
+                )
+                continue
             if item["id"] in self.reject_keys or item["properties"].get("email") in self.reject_keys:
                 errors.append(
                     {
@@ -94,6 +111,20 @@ class FakeHubSpot(FakePlatform):
         if errors:
             return Reply(207, {**body, "errors": errors, "numErrors": len(errors)})
         return Reply(200, body)
+
+    def _gdpr_delete(self, body: dict) -> Reply:
+        object_id, id_property = body.get("objectId"), body.get("idProperty")
+        if not object_id:
+            return self._invalid("objectId is required")
+        if object_id in self.reject_keys:
+            return self._invalid("Contact cannot be deleted")
+        if object_id in self.profiles:
+            del self.profiles[object_id]
+            return Reply(204, b"")
+        if id_property == "email":
+            self.blocklist.add(object_id)
+            return Reply(204, b"")
+        return Reply(404, {"status": "error", "message": "Object not found", "category": "OBJECT_NOT_FOUND"})
 
     def _invalid(self, message: str) -> Reply:
         return Reply(

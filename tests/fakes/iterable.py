@@ -1,14 +1,21 @@
 """Fake Iterable: `Api-Key` header, users/bulkUpdate and events/trackBulk (1,000 items, 4 MB),
 refused users listed in invalidEmails / invalidUserIds / failedUpdates of a 200, events keyed by
-`id` (a repeated id updates the event), 429 when over the per-second rate."""
+`id` (a repeated id updates the event), 429 when over the per-second rate.
+`DELETE /api/users/byUserId/{userId}` erases the user and their events, 3 requests/s on its own;
+an unknown userId is a 400 BadParams "User does not exist", as Iterable answers."""
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from .base import E164, EMAIL, FakePlatform, Reply, Request
+
+DELETE_BY_USER_ID = "/api/users/byUserId"
 
 
 class FakeIterable(FakePlatform):
     rate_windows = ((10, 1.0),)
+    route_windows = {DELETE_BY_USER_ID: ((3, 1.0),)}
 
     def __init__(self, api_key: str, **kw):
         super().__init__(**kw)
@@ -36,6 +43,8 @@ class FakeIterable(FakePlatform):
     def handle(self, req: Request) -> Reply:
         if req.method == "GET" and req.path == "/api/lists":
             return Reply(200, {"lists": []})
+        if req.method == "DELETE" and req.path.startswith(DELETE_BY_USER_ID + "/"):
+            return self._delete(unquote(req.path.removeprefix(DELETE_BY_USER_ID + "/")))
         if len(req.body) > 4_000_000:
             self.too_large()
             return Reply(413, {"msg": "Request too large", "code": "BadParams", "params": None})
@@ -45,6 +54,17 @@ class FakeIterable(FakePlatform):
         if req.path == "/api/events/trackBulk":
             return self._track(body.get("events", []))
         return Reply(404, {"msg": "Not found", "code": "NotFound", "params": None})
+
+    def _delete(self, user_id: str) -> Reply:
+        if user_id not in self.profiles:
+            message = f"User does not exist. Email:  UserId: {user_id}"
+            return Reply(400, {"msg": message, "code": "BadParams", "params": None})
+        if user_id in self.reject_keys:
+            return Reply(400, {"msg": "User cannot be deleted", "code": "BadParams", "params": None})
+        del self.profiles[user_id]
+        self._events = {k: e for k, e in self._events.items() if e["key"] != user_id}
+        message = f"All users associated with {user_id} were successfully deleted"
+        return Reply(200, {"msg": message, "code": "Success", "params": None})
 
     def _users(self, users: list[dict]) -> Reply:
         if len(users) > 1000:

@@ -1,15 +1,26 @@
 """Fake Klaviyo: `Klaviyo-API-Key` auth, a required revision header, profile bulk import jobs
 (finished after a configurable number of polls, per-profile import errors), event bulk create
 jobs (a unique_id repeated inside one request fails the whole request; across requests the
-first event wins), profile import with `unset`, and 429 with Retry-After."""
+first event wins), profile import with `unset`, and 429 with Retry-After.
+
+Deletion: `GET /api/profiles?filter=equals(external_id,"...")` finds profile ids, and
+`POST /api/data-privacy-deletion-jobs` (202) erases every profile matching exactly one of id,
+email or phone_number (two are a 400), each route with its documented windows (deletion jobs
+3/s and 60/min, profiles 75/s and 700/min). Klaviyo does not document the answer for a job
+matching nothing; the fake answers 404 for an unknown id and 202 for an unknown email or phone."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import re
 
 from .base import E164, EMAIL, FakePlatform, Reply, Request
 
 JOBS = "/api/profile-bulk-import-jobs"
+DELETION_JOBS = "/api/data-privacy-deletion-jobs"
+PROFILES = "/api/profiles"
+EXTERNAL_ID_FILTER = re.compile(r'^equals\(external_id,("(?:[^"\\]|\\.)*")\)$')
 
 
 def _error(status: int, code: str, detail: str, pointer: str = "/data") -> Reply:
@@ -19,6 +30,7 @@ def _error(status: int, code: str, detail: str, pointer: str = "/data") -> Reply
 
 class FakeKlaviyo(FakePlatform):
     rate_windows = ((10, 1.0), (150, 60.0))
+    route_windows = {DELETION_JOBS: ((3, 1.0), (60, 60.0)), PROFILES: ((75, 1.0), (700, 60.0))}
     max_bytes = 5_000_000
 
     def __init__(self, api_key: str, polls_to_complete: int = 1, **kw):
@@ -28,6 +40,7 @@ class FakeKlaviyo(FakePlatform):
         self.profiles: dict[str, dict] = {}
         self.events: list[dict] = []
         self.jobs: dict[str, dict] = {}
+        self.profile_ids: dict[str, str] = {}  # external_id -> Klaviyo's profile id
         self._seen_events: set[tuple[str, str, str]] = set()
         self._ids = itertools.count(1)
 
@@ -59,9 +72,60 @@ class FakeKlaviyo(FakePlatform):
             return self._create_events(body)
         if req.path == "/api/profile-import":
             return self._unset(body)
+        if req.path == DELETION_JOBS:
+            return self._delete(body)
         return _error(404, "not_found", req.path)
 
+    def _stored(self, external_id: str) -> dict:
+        self.profile_ids.setdefault(external_id, f"01PROFILE{next(self._ids):06d}")
+        return self.profiles.setdefault(external_id, {})
+
+    def _find(self, req: Request) -> Reply:
+        match = EXTERNAL_ID_FILTER.match((req.query.get("filter") or [""])[0])
+        if not match:
+            return _error(400, "invalid", "Unsupported filter", "/filter")
+        external_id = json.loads(match.group(1))
+        found = [external_id] if external_id in self.profiles else []
+        data = [
+            {"type": "profile", "id": self.profile_ids[k], "attributes": {"external_id": k}} for k in found
+        ]
+        return Reply(200, {"data": data, "links": {"next": None}})
+
+    def _delete(self, body: dict) -> Reply:
+        data = body.get("data") or {}
+        if data.get("type") != "data-privacy-deletion-job":
+            return _error(400, "invalid", "data.type must be data-privacy-deletion-job", "/data/type")
+        profile = ((data.get("attributes") or {}).get("profile") or {}).get("data") or {}
+        attributes = profile.get("attributes") or {}
+        given = {
+            name: value
+            for name, value in (
+                ("id", profile.get("id")),
+                ("email", attributes.get("email")),
+                ("phone", attributes.get("phone_number")),
+            )
+            if value
+        }
+        if len(given) != 1:
+            return _error(400, "invalid", "Provide exactly one of id, email or phone_number.")
+        ((name, value),) = given.items()
+        if name == "id":
+            matched = [k for k, pid in self.profile_ids.items() if pid == value and k in self.profiles]
+            if not matched:
+                return _error(404, "not_found", "A profile with this id does not exist.", "/data/id")
+        else:
+            matched = [k for k, stored in self.profiles.items() if stored.get(name) == value]
+        if any(k in self.reject_keys for k in matched):
+            return _error(400, "invalid", "This profile cannot be deleted.")
+        for key in matched:
+            self.profiles.pop(key, None)
+            self.profile_ids.pop(key, None)
+            self.events = [e for e in self.events if e["key"] != key]
+        return Reply(202, b"")
+
     def _get(self, req: Request) -> Reply:
+        if req.path == PROFILES:
+            return self._find(req)
         if req.path == JOBS:
             return Reply(200, {"data": [], "links": {"next": None}})
         parts = req.path.removeprefix(JOBS + "/").split("/")
@@ -110,7 +174,7 @@ class FakeKlaviyo(FakePlatform):
                 }
                 job["errors"].append({"type": "import-error", "id": f"err{index}", "attributes": error})
                 continue
-            stored = self.profiles.setdefault(attributes["external_id"], {})
+            stored = self._stored(attributes["external_id"])
             # a null never clears a Klaviyo property; only profile-import's unset does
             stored.update({k: v for k, v in attributes.get("properties", {}).items() if v is not None})
             for field, name in (("email", "email"), ("phone_number", "phone")):
@@ -163,7 +227,7 @@ class FakeKlaviyo(FakePlatform):
         attributes = body["data"]["attributes"]
         if attributes.get("external_id") in self.reject_keys:
             return _error(400, "invalid", "profile is suppressed")
-        stored = self.profiles.setdefault(attributes["external_id"], {})
+        stored = self._stored(attributes["external_id"])
         for name in body["data"].get("meta", {}).get("patch_properties", {}).get("unset", []):
             stored.pop(name, None)
         return Reply(200, {"data": {"type": "profile", "id": "p1", "attributes": attributes}})

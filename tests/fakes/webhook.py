@@ -1,6 +1,6 @@
 """Fake Standard Webhooks receiver: verifies webhook-signature with the shared secret (401
 otherwise), deduplicates on webhook-id, answers 422 for customers it refuses and can be told
-to retire the endpoint (410)."""
+to retire the endpoint (410). A `customer.deleted` message erases the customer, known or not."""
 
 from __future__ import annotations
 
@@ -22,13 +22,14 @@ class FakeWebhook(FakePlatform):
 
     @property
     def profiles(self) -> dict[str, dict]:
-        """Each customer's last upserted payload, gone once removed, replayed in arrival order."""
+        """Each customer's last upserted payload, gone once removed or deleted, replayed in
+        arrival order."""
         state: dict[str, dict] = {}
         for m in self.messages.values():
             data = m["data"]
             if data["kind"] == "upsert":
                 state[data["key"]] = dict(data["payload"])
-            elif data["kind"] == "remove":
+            elif data["kind"] == "remove" or m["type"] == "customer.deleted":
                 state.pop(data["key"], None)
         return state
 

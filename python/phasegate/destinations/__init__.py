@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # configs first: it imports the platform modules, which import DestinationSettings back from it
 from phasegate.destinations import configs
-from phasegate.destinations.base import BatchResult, Capabilities, Destination, Record
+from phasegate.destinations.base import DELETE_UNSUPPORTED, BatchResult, Capabilities, Destination, Record
 from phasegate.destinations.braze import BrazeDestination
 from phasegate.destinations.customerio import CustomerIoDestination
 from phasegate.destinations.file import FileDestination
@@ -40,4 +40,12 @@ def build_destination(config) -> Destination:
 
 DestinationConfig = configs.DestinationConfig
 
-__all__ = ["BatchResult", "DestinationConfig", "Capabilities", "Destination", "Record", "build_destination"]
+__all__ = [
+    "DELETE_UNSUPPORTED",
+    "BatchResult",
+    "DestinationConfig",
+    "Capabilities",
+    "Destination",
+    "Record",
+    "build_destination",
+]

@@ -1,5 +1,13 @@
 """Braze `/users/track`: phase attributes and phase events for users keyed by external_id.
-Braze has no idempotency key, so a replayed event is stored twice."""
+Braze has no idempotency key, so a replayed event is stored twice.
+
+Deletes go to `POST /users/delete` with `{"external_ids": [...]}`: at most 50 identifiers per
+request and one identifier type per request, a key with the `users.delete` permission, and a
+20,000 requests/minute limit shared with /users/alias/new, /users/identify and /users/merge
+(not with /users/track). Braze answers `{"deleted": n, "message": "success"}` and queues the
+deletion; an unknown external_id is no error, so a resent delete is harmless.
+Source: https://www.braze.com/docs/api/endpoints/user_data/post_user_delete (not yet in the
+shared contracts, section 1)."""
 
 from __future__ import annotations
 
@@ -24,12 +32,17 @@ from phasegate.destinations.http import (
     read_secret,
     result_for,
     send_bisecting,
+    split_deletes,
     unique_records,
     within,
 )
 from phasegate.destinations.identity import contact_of, split_payload
+from phasegate.errors import PermanentError
 
 ArrayItem = tuple[str, dict[str, Any]]  # ("attributes" | "events", object)
+DELETE = "/users/delete"
+MAX_DELETE_IDS = 50
+MAX_EXTERNAL_ID_BYTES = 987
 
 
 class BrazeSettings(EngagementSettings):
@@ -50,9 +63,14 @@ class BrazeSettings(EngagementSettings):
 
 class BrazeDestination(HttpDestination):
     type = "braze"
-    capabilities = Capabilities(max_batch_records=1000, dedupes_by_record_id=False)
+    capabilities = Capabilities(max_batch_records=1000, dedupes_by_record_id=False, supports_delete=True)
     default_rate_limit = (RateWindow(requests=3000, seconds=3),)
+    # 75 objects per request and a high limit: the rate needs many requests in flight
+    default_concurrency = 8
     settings: BrazeSettings
+
+    def route_windows(self):
+        return {DELETE: (RateWindow(requests=20_000, seconds=60),)}
 
     def base_url(self) -> str:
         if self.settings.base_url:
@@ -90,7 +108,8 @@ class BrazeDestination(HttpDestination):
 
     def write_batch(self, sync_name: str, records: list[Record]) -> BatchResult:
         records = unique_records(records)
-        ready, rejected = prepare(records, self._item)
+        to_send, deletes = split_deletes(records)
+        ready, rejected = prepare(to_send, self._item)
         for group in chunk(
             ready,
             max_count=self.settings.max_objects_per_request,
@@ -100,7 +119,37 @@ class BrazeDestination(HttpDestination):
         ):
             refused = send_bisecting(group, lambda g: rejected.update(self._send(g)))
             rejected.update({record.record_id: f"braze: {message}" for (record, _), message in refused})
+        rejected.update(self._delete(deletes))
         return result_for(records, rejected)
+
+    def _delete(self, deletes: list[Record]) -> dict[str, str]:
+        rejected: dict[str, str] = {}
+        ready: list[Record] = []
+        for record in deletes:
+            if not record.key or len(record.key.encode()) > MAX_EXTERNAL_ID_BYTES:
+                rejected[record.record_id] = (
+                    f"delete: external_id empty or over Braze's {MAX_EXTERNAL_ID_BYTES} bytes"
+                )
+            else:
+                ready.append(record)
+        for group in chunk(ready, max_count=MAX_DELETE_IDS):
+            # deleting an id twice is harmless, so halves of a refused request can be resent
+            refused = send_bisecting(group, self._send_delete)
+            rejected.update({record.record_id: f"braze: {message}" for record, message in refused})
+        return rejected
+
+    def _send_delete(self, group: list[Record]) -> None:
+        ids = list(dict.fromkeys(record.key for record in group))
+        response = self.client.send("POST", DELETE, body={"external_ids": ids})
+        if response.status_code in (401, 403):
+            raise PermanentError(
+                f"braze: HTTP {response.status_code} on {DELETE}: the REST key needs the users.delete "
+                f"permission ({self.client.message(response)})"
+            )
+        if response.status_code in (400, 413):
+            raise RequestRejected(self.client.message(response))
+        if response.status_code not in (200, 201, 202):
+            raise self.client.refuse(response)
 
     def _send(self, group: list[tuple[Record, ArrayItem]]) -> dict[str, str]:
         arrays: dict[str, list[Record]] = {"attributes": [], "events": []}

@@ -11,6 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class DestinationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Batches sent at once; the destination type's default when omitted. The "
+        "client-side rate limiter still bounds requests per second. A crash resends at most "
+        "this many batches (with the same record ids).",
+    )
 
     def resolved(self, base: Path) -> DestinationSettings:
         """Settings with relative paths made absolute against the config file's folder."""

@@ -1,5 +1,13 @@
 """Customer.io Track API v2 `/api/v2/batch`: identify people by id with their phase
-attributes, and send phase events with a ULID `id`, which Customer.io processes only once."""
+attributes, and send phase events with a ULID `id`, which Customer.io processes only once.
+
+A delete is the same batch's person action `delete`
+(`{"type":"person","action":"delete","identifiers":{"id":"c1"}}`), which removes the person and
+all their data; deleting a person who does not exist changes nothing and is no error. It can
+share a request with identifies and events, and travels after them.
+Source: https://docs.customer.io/integrations/api/track/tag/track_v2/ (action table; the shared
+contracts list the action in section 2). Customer.io's `suppress` action would also stop the id
+from being re-added; phasegate leaves that choice to the workspace."""
 
 from __future__ import annotations
 
@@ -25,6 +33,7 @@ from phasegate.destinations.http import (
     read_secret,
     result_for,
     send_bisecting,
+    split_deletes,
     unique_records,
     within,
 )
@@ -68,7 +77,7 @@ def _attributes_ok(attributes: dict[str, Any]) -> dict[str, Any]:
 
 class CustomerIoDestination(HttpDestination):
     type = "customerio"
-    capabilities = Capabilities(max_batch_records=1000, dedupes_by_record_id=True)
+    capabilities = Capabilities(max_batch_records=1000, dedupes_by_record_id=True, supports_delete=True)
     default_rate_limit = (RateWindow(requests=100, seconds=1),)
     settings: CustomerIoSettings
 
@@ -97,6 +106,8 @@ class CustomerIoDestination(HttpDestination):
         if len(record.key.encode()) > MAX_NAME_BYTES:
             raise Unsendable(f"key: customer id over Customer.io's {MAX_NAME_BYTES} bytes")
         person = {"type": "person", "identifiers": {"id": record.key}}
+        if record.kind == "delete":
+            return {**person, "action": "delete"}
         if record.kind == "event":
             name = str(record.payload["event_name"])
             if len(name.encode()) > MAX_EVENT_NAME_BYTES:
@@ -127,9 +138,11 @@ class CustomerIoDestination(HttpDestination):
 
     def write_batch(self, sync_name: str, records: list[Record]) -> BatchResult:
         records = unique_records(records)
-        ready, rejected = prepare(records, self._item)
+        to_send, deletes = split_deletes(records)
+        ready, rejected = prepare(to_send + deletes, self._item)
         for group in chunk(ready, max_bytes=MAX_BATCH_BYTES, size=_size, overhead=16):
-            # identifies are idempotent and events carry their id, so resending halves is safe
+            # identifies are idempotent, events carry their id and deleting twice is harmless,
+            # so resending halves is safe
             refused = send_bisecting(group, self._send)
             rejected.update({record.record_id: f"customerio: {message}" for (record, _), message in refused})
         return result_for(records, rejected)

@@ -1,6 +1,7 @@
 """Writes each batch to one file (JSONL, CSV or Parquet). The file name is derived from the
 batch's record ids and written atomically, so a batch resent after a crash replaces its own
-file instead of duplicating it."""
+file instead of duplicating it. A delete record is written like any other (kind "delete",
+the customer key and its identifiers): whoever reads the files carries out the erasure."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from phasegate.errors import PermanentError
 
 class FileDestination(Destination):
     type = "file"
-    capabilities = Capabilities(max_batch_records=100_000, dedupes_by_record_id=True)
+    capabilities = Capabilities(max_batch_records=100_000, dedupes_by_record_id=True, supports_delete=True)
 
     def __init__(self, config: FileDestinationConfig):
         self.root = Path(config.path)

@@ -1,7 +1,14 @@
 """Google Customer Match through the Data Manager API: customers in the sync become members of
 a user list, identified only by SHA-256 hashes (hex) of their normalised email and E.164 phone.
 Adding a member twice is harmless. A remove needs the customer's identifiers, which today's
-remove records do not carry, so such removes are rejected with a reason."""
+remove records do not carry, so such removes are rejected with a reason.
+
+A delete removes the customer from the user list with `POST /v1/audienceMembers:remove`, the
+same hashed identifiers as an add: a Customer Match list holds nothing else about the person,
+so removal is the deletion here. A delete record carries the email and phone when the sync is
+configured to; without either it is rejected with a reason. Removing a member who is not on the
+list is no error. Source: https://developers.google.com/data-manager/api/reference/rest/v1/audienceMembers/remove
+(the shared contracts, section 7, name `remove` for the Google Ads API job only)."""
 
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ from phasegate.destinations.http import (
     read_secret,
     result_for,
     send_bisecting,
+    split_deletes,
     unique_records,
 )
 from phasegate.destinations.identity import contact_of, sha256_hex
@@ -51,7 +59,11 @@ class GoogleAudienceSettings(HttpDestinationSettings):
 class GoogleAudienceDestination(HttpDestination):
     type = "google_audience"
     capabilities = Capabilities(
-        max_batch_records=50_000, supports_remove=False, supports_events=False, dedupes_by_record_id=True
+        max_batch_records=50_000,
+        supports_remove=False,
+        supports_events=False,
+        dedupes_by_record_id=True,
+        supports_delete=True,
     )
     default_base_url = "https://datamanager.googleapis.com"
     default_rate_limit = (RateWindow(requests=300, seconds=60),)
@@ -104,15 +116,16 @@ class GoogleAudienceDestination(HttpDestination):
         if contact.phone:
             identifiers.append({"phoneNumber": sha256_hex(contact.phone)})
         if not identifiers:
-            what = "remove" if record.kind == "remove" else "record"
+            what = record.kind if record.kind in ("remove", "delete") else "record"
             raise Unsendable(f"{what}: no email or phone to identify the customer by")
         return {"userData": {"userIdentifiers": identifiers}}
 
     def write_batch(self, sync_name: str, records: list[Record]) -> BatchResult:
         records = unique_records(records)
-        ready, rejected = prepare(records, self._member)
+        to_send, deletes = split_deletes(records)
+        ready, rejected = prepare(to_send + deletes, self._member)
         for action in ("ingest", "remove"):
-            pairs = [p for p in ready if (p[0].kind == "remove") == (action == "remove")]
+            pairs = [p for p in ready if (p[0].kind in ("remove", "delete")) == (action == "remove")]
             for group in chunk(pairs, max_count=MAX_MEMBERS):
                 refused = send_bisecting(group, lambda g, action=action: self._send(action, g))
                 rejected.update({r.record_id: f"google_audience: {message}" for (r, _), message in refused})

@@ -1,5 +1,16 @@
 """HubSpot contacts batch upsert, keyed by a unique property (email by default). Upserting on
-a unique property is naturally repeatable; contacts carry no phase events here."""
+a unique property is naturally repeatable; contacts carry no phase events here.
+
+Deletes use the GDPR delete, `POST /crm/v3/objects/contacts/gdpr-delete` with
+`{"objectId": <email or key>, "idProperty": <id_property>}` (204, one contact per request, the
+app's usual rate limit), rather than `POST /crm/v3/objects/contacts/batch/archive`: archive takes
+HubSpot record ids, which phasegate does not hold (each would need a lookup first), and an
+archived contact is restorable for 90 days, which is not an erasure. The GDPR delete removes the
+contact and its associated content for good, and identified by email it blocklists an address
+that matches no contact, so the customer cannot come back through a later upsert. A 404 (no
+contact has that custom id property value) counts as deleted already.
+Sources: https://developers.hubspot.com/docs/api-reference/legacy/crm/objects/contacts/gdpr/gdpr-delete-contact
+and .../contacts/batch/delete-contacts (not yet in the shared contracts, section 5)."""
 
 from __future__ import annotations
 
@@ -21,6 +32,7 @@ from phasegate.destinations.http import (
     read_secret,
     result_for,
     send_bisecting,
+    split_deletes,
     unique_records,
     within,
 )
@@ -28,6 +40,7 @@ from phasegate.destinations.identity import contact_of, split_payload
 
 MAX_INPUTS = 100
 UPSERT = "/crm/v3/objects/contacts/batch/upsert"
+GDPR_DELETE = "/crm/v3/objects/contacts/gdpr-delete"
 
 Pair = tuple[Record, dict[str, Any]]
 
@@ -46,7 +59,9 @@ class HubSpotSettings(EngagementSettings):
 
 class HubSpotDestination(HttpDestination):
     type = "hubspot"
-    capabilities = Capabilities(max_batch_records=1000, supports_events=False, dedupes_by_record_id=True)
+    capabilities = Capabilities(
+        max_batch_records=1000, supports_events=False, dedupes_by_record_id=True, supports_delete=True
+    )
     default_base_url = "https://api.hubapi.com"
     # per app per 10 s: 100 on Free/Starter, 190 on Pro/Enterprise; assume the smallest
     default_rate_limit = (RateWindow(requests=100, seconds=10),)
@@ -92,12 +107,35 @@ class HubSpotDestination(HttpDestination):
 
     def write_batch(self, sync_name: str, records: list[Record]) -> BatchResult:
         records = unique_records(records)
-        ready, rejected = prepare(records, self._input)
+        to_send, deletes = split_deletes(records)
+        ready, rejected = prepare(to_send, self._input)
         for group in chunk(ready, max_count=MAX_INPUTS):
             # upserts on a unique property are repeatable: resending halves is harmless
             refused = send_bisecting(group, lambda g: rejected.update(self._send(g)))
             rejected.update({r.record_id: f"hubspot: {message}" for (r, _), message in refused})
+        ready_deletes, local = prepare(deletes, self._gdpr_input)
+        rejected.update(local)
+        for record, body in ready_deletes:
+            reason = self._gdpr_delete(body)
+            if reason:
+                rejected[record.record_id] = reason
         return result_for(records, rejected)
+
+    def _gdpr_input(self, record: Record) -> dict[str, str]:
+        if self.settings.id_property != "email":
+            return {"objectId": record.key, "idProperty": self.settings.id_property}
+        contact = contact_of(record.payload, self.settings.default_phone_region)
+        if not contact.email:
+            raise Unsendable("delete: email required, HubSpot identifies contacts by email (id_property)")
+        return {"objectId": contact.email, "idProperty": "email"}
+
+    def _gdpr_delete(self, body: dict[str, str]) -> str | None:
+        response = self.client.send("POST", GDPR_DELETE, body=body)
+        if response.status_code in (200, 204, 404):
+            return None
+        if response.status_code in (400, 422):
+            return f"hubspot: {self.client.message(response)}"
+        raise self.client.refuse(response)
 
     def _send(self, group: list[Pair]) -> dict[str, str]:
         response = self.client.send("POST", UPSERT, body={"inputs": [item for _, item in group]})

@@ -1,9 +1,22 @@
 """Klaviyo: phase attributes through profile bulk import jobs (waited on, so per-profile import
 errors become rejections), phase events through event bulk create jobs with `unique_id`, and
-removes through the profile import endpoint, whose `unset` is the only way to clear a property."""
+removes through the profile import endpoint, whose `unset` is the only way to clear a property.
+
+Deletes use the Data Privacy API, `POST /api/data-privacy-deletion-jobs` (202, asynchronous;
+scope `data-privacy:write`; burst 3/s, steady 60/min). A job names exactly one profile
+identifier, `id`, `email` or `phone_number` (two are an error), and deletes every profile
+matching it, so each delete is its own request. Klaviyo cannot delete by external_id, so the
+profile ids carrying the customer key are first looked up with
+`GET /api/profiles?filter=equals(external_id,"<key>")` (burst 75/s, steady 700/min); when none
+exists the record's email, else its phone, is used, and with neither there is nothing to erase.
+What a job for an unknown profile answers is not documented: a 404 is taken as already erased.
+Source: https://developers.klaviyo.com/en/reference/request_profile_deletion and
+klaviyo/openapi `openapi/stable/apis/request_profile_deletion.json` (not yet in the shared
+contracts, section 3)."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Literal
 
@@ -26,10 +39,11 @@ from phasegate.destinations.http import (
     read_secret,
     result_for,
     send_bisecting,
+    split_deletes,
     unique_records,
     within,
 )
-from phasegate.destinations.identity import contact_of, split_payload
+from phasegate.destinations.identity import InvalidIdentity, contact_of, split_payload
 from phasegate.errors import TransientError
 
 MAX_REQUEST_BYTES = 5_000_000
@@ -37,6 +51,8 @@ MAX_PROFILES = 10_000
 MAX_PROFILE_BYTES = 100_000
 MAX_EVENTS = 1_000
 MAX_STRING_BYTES = 100_000
+DELETION_JOBS = "/api/data-privacy-deletion-jobs"
+PROFILES = "/api/profiles"
 
 Pair = tuple[Record, dict[str, Any]]
 
@@ -56,11 +72,17 @@ class KlaviyoSettings(EngagementSettings):
 
 class KlaviyoDestination(HttpDestination):
     type = "klaviyo"
-    capabilities = Capabilities(max_batch_records=10_000, dedupes_by_record_id=True)
+    capabilities = Capabilities(max_batch_records=10_000, dedupes_by_record_id=True, supports_delete=True)
     default_base_url = "https://a.klaviyo.com"
     # the bulk endpoints' documented limits: 10/s burst, 150/min steady
     default_rate_limit = (RateWindow(requests=10, seconds=1), RateWindow(requests=150, seconds=60))
     settings: KlaviyoSettings
+
+    def route_windows(self):
+        return {
+            DELETION_JOBS: (RateWindow(requests=3, seconds=1), RateWindow(requests=60, seconds=60)),
+            PROFILES: (RateWindow(requests=75, seconds=1), RateWindow(requests=700, seconds=60)),
+        }
 
     def make_client(self) -> HttpClient:
         key = read_secret(self.env, self.settings.api_key_env, "klaviyo")
@@ -112,24 +134,64 @@ class KlaviyoDestination(HttpDestination):
     # -- sending ---------------------------------------------------------------------------
     def write_batch(self, sync_name: str, records: list[Record]) -> BatchResult:
         records = unique_records(records)
+        to_send, deletes = split_deletes(records)
         rejected: dict[str, str] = {}
         for kind, build, send, max_count in (
             ("upsert", self._profile, self._import_profiles, MAX_PROFILES),
             ("event", self._event, self._create_events, MAX_EVENTS),
         ):
-            ready, local = prepare([r for r in records if r.kind == kind], build)
+            ready, local = prepare([r for r in to_send if r.kind == kind], build)
             rejected.update(local)
             for group in chunk(
                 ready, max_count=max_count, max_bytes=MAX_REQUEST_BYTES, size=_size, overhead=256
             ):
                 refused = send_bisecting(group, lambda g, send=send: rejected.update(send(g)))
                 rejected.update({r.record_id: f"klaviyo: {message}" for (r, _), message in refused})
-        for record in records:
+        for record in to_send:
             if record.kind == "remove":
                 reason = self._unset(record)
                 if reason:
                     rejected[record.record_id] = reason
+        for record in deletes:
+            reason = self._delete(record)
+            if reason:
+                rejected[record.record_id] = reason
         return result_for(records, rejected)
+
+    def _delete(self, record: Record) -> str | None:
+        try:
+            targets: list[dict[str, Any]] = [
+                {"type": "profile", "id": profile_id, "attributes": {}}
+                for profile_id in self._profile_ids(record.key)
+            ]
+            if not targets:
+                contact = contact_of(record.payload, self.settings.default_phone_region)
+                if contact.email:
+                    targets = [{"type": "profile", "attributes": {"email": contact.email}}]
+                elif contact.phone:
+                    targets = [{"type": "profile", "attributes": {"phone_number": contact.phone}}]
+            for target in targets:  # one identifier per job: Klaviyo refuses two
+                body = {
+                    "data": {
+                        "type": "data-privacy-deletion-job",
+                        "attributes": {"profile": {"data": target}},
+                    }
+                }
+                response = self.client.send("POST", DELETION_JOBS, body=body)
+                if response.status_code != 404:  # already erased
+                    self._expect(response, (200, 202, 204))
+        except InvalidIdentity as exc:
+            return str(exc)
+        except RequestRejected as exc:
+            return f"klaviyo: {exc}"
+        return None
+
+    def _profile_ids(self, key: str) -> list[str]:
+        # json.dumps quotes the key and escapes any quote inside it
+        params = {"filter": f"equals(external_id,{json.dumps(key)})", "fields[profile]": "external_id"}
+        response = self.client.send("GET", PROFILES, params=params)
+        self._expect(response, (200,))
+        return [str(p["id"]) for p in (response.json() or {}).get("data") or [] if p.get("id")]
 
     def _import_profiles(self, group: list[Pair]) -> dict[str, str]:
         body = {

@@ -1,7 +1,13 @@
 """Meta Custom Audiences: customers in the sync are added to an audience (POST on its `users`
 edge) and removed when they leave (DELETE on the same edge). Rows carry only SHA-256 hashes:
 of the customer key (EXTERN_ID, so a remove can match without contact data), the normalised
-email and the phone as digits. Adding or removing a row twice is harmless."""
+email and the phone as digits. Adding or removing a row twice is harmless.
+
+A delete removes the customer's row from the audience (DELETE on the `users` edge), the same as a
+remove: the audience holds only these hashes, so removal is the deletion here, and it needs no
+contact data since EXTERN_ID matches. Removing a row that is not in the audience is no error.
+Source: https://developers.facebook.com/docs/marketing-api/reference/custom-audience/users
+(shared contracts, section 7)."""
 
 from __future__ import annotations
 
@@ -25,9 +31,10 @@ from phasegate.destinations.http import (
     result_for,
     send_bisecting,
     server_wait,
+    split_deletes,
     unique_records,
 )
-from phasegate.destinations.identity import contact_of, meta_phone, sha256_hex
+from phasegate.destinations.identity import Contact, InvalidIdentity, contact_of, meta_phone, sha256_hex
 from phasegate.errors import PermanentError
 
 MAX_ROWS = 10_000
@@ -79,7 +86,9 @@ def throttle_wait(response: httpx.Response) -> float | None:
 
 class MetaAudienceDestination(HttpDestination):
     type = "meta_audience"
-    capabilities = Capabilities(max_batch_records=50_000, supports_events=False, dedupes_by_record_id=True)
+    capabilities = Capabilities(
+        max_batch_records=50_000, supports_events=False, dedupes_by_record_id=True, supports_delete=True
+    )
     default_base_url = "https://graph.facebook.com"
     default_rate_limit = (RateWindow(requests=100, seconds=60),)
     settings: MetaAudienceSettings
@@ -111,7 +120,13 @@ class MetaAudienceDestination(HttpDestination):
     def _row(self, record: Record) -> list[str]:
         if record.kind == "event":
             raise Unsendable("event: a custom audience takes members, not events; set send_events: false")
-        contact = contact_of(record.payload, self.settings.default_phone_region)
+        try:
+            contact = contact_of(record.payload, self.settings.default_phone_region)
+        except InvalidIdentity:
+            if record.kind != "delete":
+                raise
+            # EXTERN_ID alone matches the row: a malformed identifier must not block an erasure
+            contact = Contact()
         email = sha256_hex(contact.email) if contact.email else ""
         phone = sha256_hex(meta_phone(contact.phone)) if contact.phone else ""
         if record.kind == "upsert" and not (email or phone):
@@ -120,9 +135,10 @@ class MetaAudienceDestination(HttpDestination):
 
     def write_batch(self, sync_name: str, records: list[Record]) -> BatchResult:
         records = unique_records(records)
-        ready, rejected = prepare(records, self._row)
+        to_send, deletes = split_deletes(records)
+        ready, rejected = prepare(to_send + deletes, self._row)
         for method in ("POST", "DELETE"):
-            pairs = [p for p in ready if (p[0].kind == "remove") == (method == "DELETE")]
+            pairs = [p for p in ready if (p[0].kind in ("remove", "delete")) == (method == "DELETE")]
             for group in chunk(pairs, max_count=MAX_ROWS):
                 refused = send_bisecting(
                     group, lambda g, method=method: rejected.update(self._send(method, g))

@@ -1,6 +1,14 @@
 """Segment and RudderStack HTTP Tracking API `/v1/batch`: phase attributes as `identify`
 traits, phase events as `track` calls, each with the record id as `messageId`. Segment drops a
-repeated messageId; RudderStack only when the workspace enables dedup, which is off by default."""
+repeated messageId; RudderStack only when the workspace enables dedup, which is off by default.
+
+Neither can delete through this API (supports_delete=False): deleting a user is a separate
+regulation request with a workspace-level token, a SUPPRESS_WITH_DELETE regulation through
+Segment's Public API and a suppression-with-delete regulation through RudderStack's User
+Suppression API (Enterprise plan). A delete record is rejected with the reason in
+DELETE_UNSUPPORTED and nothing is sent for it. Sources:
+https://www.twilio.com/docs/segment/privacy/user-deletion-and-suppression and
+https://www.rudderstack.com/docs/api/user-suppression-api/."""
 
 from __future__ import annotations
 
@@ -8,13 +16,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from phasegate.destinations.base import BatchResult, Capabilities, Record
+from phasegate.destinations.base import DELETE_UNSUPPORTED, BatchResult, Capabilities, Record
 from phasegate.destinations.http import (
     EngagementSettings,
     HttpClient,
     HttpDestination,
     RateWindow,
     RequestRejected,
+    Unsendable,
     attributes_to_clear,
     chunk,
     encode_json,
@@ -75,6 +84,8 @@ class SegmentDestination(HttpDestination):
             raise self.client.refuse(response)
 
     def _message(self, record: Record) -> dict[str, Any]:
+        if record.kind == "delete":
+            raise Unsendable(DELETE_UNSUPPORTED[self.type])
         base = {"userId": record.key, "messageId": record.record_id}
         if record.kind == "event":
             message = {

@@ -1,7 +1,11 @@
 """Outgoing webhooks signed per Standard Webhooks v1: one POST per record, `webhook-id` set to
 the record id (receivers deduplicate on it, so a resend is recognised), `webhook-timestamp`,
 and `webhook-signature` with the HMAC-SHA256 of the `whsec_` secret. A 410 means the receiver
-retired the endpoint; 429, 502 and 504 mean slow down."""
+retired the endpoint; 429, 502 and 504 mean slow down.
+
+A delete is sent as a signed `customer.deleted` event carrying the customer key and the
+identifiers the sync has; erasing the customer is the receiver's duty, and it acknowledges with
+a 2xx like any other message (an unknown customer included)."""
 
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ class WebhookSettings(HttpDestinationSettings):
 class WebhookDestination(HttpDestination):
     type = "webhook"
     # the receiver's duty under Standard Webhooks is to dedupe on webhook-id, our record id
-    capabilities = Capabilities(max_batch_records=1000, dedupes_by_record_id=True)
+    capabilities = Capabilities(max_batch_records=1000, dedupes_by_record_id=True, supports_delete=True)
     default_rate_limit = (RateWindow(requests=50, seconds=1),)  # be gentle with the receiver
     settings: WebhookSettings
 
@@ -69,7 +73,7 @@ class WebhookDestination(HttpDestination):
 
     def message(self, sync_name: str, record: Record, sent_at: datetime) -> dict[str, Any]:
         return {
-            "type": f"phasegate.{record.kind}",
+            "type": "customer.deleted" if record.kind == "delete" else f"phasegate.{record.kind}",
             "timestamp": sent_at.isoformat().replace("+00:00", "Z"),
             "data": {
                 "sync": sync_name,

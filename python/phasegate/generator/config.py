@@ -71,3 +71,6 @@ class GeneratorConfig(BaseModel):
     a: float = Field(0.8, gt=0.0)
     b: float = Field(2.5, gt=0.0)
     dirty: DirtyConfig = Field(default_factory=DirtyConfig)
+    # The suppression list (not faults: the business's own opt-outs and erasure requests).
+    suppression_share: float = Field(0.005, ge=0.0, le=1.0, description="customers on the suppression list")
+    deletion_share: float = Field(0.001, ge=0.0, le=1.0, description="customers with a deletion request")

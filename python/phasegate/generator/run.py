@@ -29,11 +29,12 @@ from .writer import (
     customers_table,
     events_tables,
     identities_table,
+    suppressions_table,
     truth_table,
     write_json,
 )
 
-FILE_NAMES = ("customers", "identities", "events", "consents", "truth")
+FILE_NAMES = ("customers", "identities", "events", "consents", "suppressions", "truth")
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,12 @@ def generate(cfg: GeneratorConfig, progress: bool = False) -> GenerateResult:
             del events
             sinks.write("consents", consents_table(pop))
             sinks.write("truth", truth_table(pop, buys))
+            # Its own stream, so the suppression list never shifts the other data.
+            sup_rng = np.random.default_rng([cfg.seed, index, 0x5095])
+            sinks.write(
+                "suppressions",
+                suppressions_table(sup_rng, pop, cfg.suppression_share, cfg.deletion_share, window.end),
+            )
 
             tally(counts, ev_counts)
             tally(denominators, ev_dens)

@@ -19,7 +19,7 @@ from .catalog import (
     US_PER_SECOND,
     Catalog,
 )
-from .dirty import EMAIL_NONE, PHONE_NONE
+from .dirty import EMAIL_NONE, EMAIL_VALID, PHONE_NONE
 from .events import Events
 from .population import MAX_ANON, NEVER, Population
 from .simulate import Purchases
@@ -65,6 +65,15 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("channel", pa.string(), nullable=False),
             pa.field("status", pa.string(), nullable=False),
             pa.field("updated_at", TS, nullable=False),
+        ]
+    ),
+    "suppressions": pa.schema(
+        [
+            pa.field("identifier_type", pa.string(), nullable=False),
+            pa.field("identifier_value", pa.string(), nullable=False),
+            pa.field("action", pa.string(), nullable=False),
+            pa.field("reason", pa.string()),
+            pa.field("requested_at", TS, nullable=False),
         ]
     ),
     "truth": pa.schema(
@@ -185,6 +194,33 @@ def consents_table(pop: Population) -> pa.Table:
             _ts(at_a[order]),
         ],
         schema=SCHEMAS["consents"],
+    )
+
+
+def suppressions_table(
+    rng: np.random.Generator, pop: Population, suppress_share: float, delete_share: float, end_us: int
+) -> pa.Table:
+    """The business's suppression list: opt-outs and deletion requests for a small share of
+    customers, named by customer id or, when they have a usable address, by email (so the
+    identity map has to resolve them)."""
+    n = len(pop)
+    u = rng.random(n)
+    delete = u < delete_share
+    chosen = np.flatnonzero(u < delete_share + suppress_share)
+    by_email = (pop.email_kind[chosen] == EMAIL_VALID) & (rng.random(len(chosen)) < 0.5)
+    ids = pop.customer_id.take(pa.array(chosen)).to_pylist()
+    emails = pop.email.take(pa.array(chosen)).to_pylist()
+    days_before = rng.integers(0, 60, len(chosen))
+    at = end_us - days_before * 86_400 * US_PER_SECOND - rng.integers(1, 86_400 * US_PER_SECOND, len(chosen))
+    return pa.Table.from_arrays(
+        [
+            pa.array(["email" if e else "customer_id" for e in by_email], pa.string()),
+            pa.array([emails[i] if by_email[i] else ids[i] for i in range(len(chosen))], pa.string()),
+            pa.array(["delete" if delete[c] else "suppress" for c in chosen], pa.string()),
+            pa.array(["gdpr_erasure" if delete[c] else "unsubscribed_all" for c in chosen], pa.string()),
+            _ts(at),
+        ],
+        schema=SCHEMAS["suppressions"],
     )
 
 

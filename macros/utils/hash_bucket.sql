@@ -1,0 +1,32 @@
+{#- A stable bucket in [0, buckets) from text: the first 32 bits of its md5, so every
+    warehouse puts the same value in the same bucket (holdout assignment depends on it). -#}
+{% macro hash_bucket(expr, buckets=10000) %}
+  {{- return(adapter.dispatch('hash_bucket', 'phasegate')(expr, buckets)) -}}
+{% endmacro %}
+
+{#- Postgres and Redshift-like: hex -> bit(32) -> bigint reads the bits unsigned. -#}
+{% macro default__hash_bucket(expr, buckets) -%}
+  mod(cast(cast({{ dbt.concat(["'x'", "substr(" ~ dbt.hash(expr) ~ ", 1, 8)"]) }} as bit(32)) as bigint), {{ buckets }})
+{%- endmacro %}
+
+{% macro duckdb__hash_bucket(expr, buckets) -%}
+  mod(cast({{ dbt.concat(["'0x'", "substr(" ~ dbt.hash(expr) ~ ", 1, 8)"]) }} as bigint), {{ buckets }})
+{%- endmacro %}
+
+{#- Not exercised in CI here (no such warehouse); written to each platform's documented
+    hex conversion. -#}
+{% macro snowflake__hash_bucket(expr, buckets) -%}
+  mod(to_number(substr({{ dbt.hash(expr) }}, 1, 8), 'XXXXXXXX'), {{ buckets }})
+{%- endmacro %}
+
+{% macro bigquery__hash_bucket(expr, buckets) -%}
+  mod(cast(concat('0x', substr({{ dbt.hash(expr) }}, 1, 8)) as int64), {{ buckets }})
+{%- endmacro %}
+
+{% macro databricks__hash_bucket(expr, buckets) -%}
+  mod(cast(conv(substr({{ dbt.hash(expr) }}, 1, 8), 16, 10) as bigint), {{ buckets }})
+{%- endmacro %}
+
+{% macro spark__hash_bucket(expr, buckets) -%}
+  {{ phasegate.databricks__hash_bucket(expr, buckets) }}
+{%- endmacro %}
