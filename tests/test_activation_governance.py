@@ -46,9 +46,36 @@ def test_suppressions_consents_and_holdouts(integration_project):
     vars_ = {
         "phasegate__global_holdout_pct": 30,
         # The default journey (the package's unit tests assert its rules) plus the new keys.
-        "phasegate__journeys": {"lifecycle": {**DEFAULT_LIFECYCLE, "holdout_pct": 40, "priority": 2}},
+        "phasegate__journeys": {
+            "lifecycle": {**DEFAULT_LIFECYCLE, "holdout_pct": 40, "priority": 2},
+            # A journey on a model-derived signal (P(alive) from a customer-base model).
+            "churn_risk": {
+                "default_phase": "unscored",
+                "phases": [
+                    {"name": "likely_churned", "when": "p_alive < 0.2"},
+                    {"name": "likely_alive", "when": "p_alive >= 0.2"},
+                ],
+            },
+        },
+        "phasegate__signal_relations": [
+            {
+                "model": "customer_scores",
+                "key": "customer_id",
+                "as_of_column": "scored_on",
+                "columns": ["p_alive"],
+            }
+        ],
     }
     p.dbt("build", vars=vars_)
+
+    # The score as it was on the as-of date (c_lapsed's later re-score is not seen yet).
+    p_alive = dict(query(p, "select customer_id, p_alive from phasegate__customer_signals"))
+    assert (p_alive["c_active"], p_alive["c_lapsed"], p_alive["c_new"]) == (0.91, 0.08, None)
+    churn = dict(
+        query(p, "select customer_id, phase from phasegate__phase_membership where journey = 'churn_risk'")
+    )
+    assert churn["c_lapsed"] == "likely_churned" and churn["c_active"] == "likely_alive"
+    assert churn["c_new"] == "unscored"
 
     suppressed = {
         r[0]: r[1]
@@ -85,9 +112,14 @@ def test_suppressions_consents_and_holdouts(integration_project):
         assert is_global == (gb < 3000) and is_journey == (jb < 4000)
         assert group == ("global_holdout" if is_global else "journey_holdout" if is_journey else "treatment")
     priority = query(
-        p, "select distinct journey_priority, journey_holdout_pct from phasegate__journey_phases"
+        p,
+        "select distinct journey, journey_priority, journey_holdout_pct "
+        "from phasegate__journey_phases order by 1",
     )
-    assert [(int(a), float(b)) for a, b in priority] == [(2, 40.0)]
+    assert [(j, int(a), float(b)) for j, a, b in priority] == [
+        ("churn_risk", 100, 0.0),
+        ("lifecycle", 2, 40.0),
+    ]
 
 
 def test_holdout_buckets_are_uniform_enough_for_the_configured_share():

@@ -16,6 +16,7 @@ from conftest import BIN, END, REPO, drop_pg_schemas, warehouse_env
 from phasegate import api
 from phasegate.config import load_config
 from phasegate.errors import BlockedError, ExitCode
+from phasegate.warehouse import connect, qualified
 
 
 @pytest.fixture
@@ -53,6 +54,67 @@ def outbox_records(cfg) -> list[dict]:
     return [json.loads(line) for f in sorted(root.rglob("*.jsonl")) for line in f.read_text().splitlines()]
 
 
+def assert_bi_marts_agree(cfg) -> None:
+    """The stakeholder marts tell one story with the phase tables they summarise."""
+    wh = connect(Path(cfg.project_dir), cfg.target)
+    try:
+
+        def q(sql: str) -> list[tuple]:
+            return wh.query(sql.format(**{t: qualified(wh.schema, f"phasegate__{t}") for t in MARTS}))
+
+        membership = dict(q("select phase, count(*) from {phase_membership} group by 1"))
+        days = [d for (d,) in q("select distinct transitioned_on from {phase_transitions}")]
+        assert len(days) == 7  # the backfilled week
+        # Out of every starting phase, the move probabilities of each window sum to 1, and
+        # each window accounts for every current customer once.
+        for window, start, total in q(
+            "select window_days, from_phase, sum(probability) from {transition_matrix} group by 1, 2"
+        ):
+            assert abs(float(total) - 1) < 1e-6, (window, start, total)
+        assert {
+            n for _, n in q("select window_days, sum(customers) from {transition_matrix} group by 1")
+        } == {sum(membership.values())}
+        # Sizes on the last day are the current membership; on every day, the history intervals.
+        last = {
+            p: n
+            for p, n in q(
+                "select phase, customers from {phase_sizes_daily} "
+                "where day = (select max(day) from {phase_sizes_daily})"
+            )
+            if n
+        }
+        assert last == membership
+        for day in days:
+            sizes = {
+                p: n
+                for p, n in q(f"select phase, customers from {{phase_sizes_daily}} where day = '{day}'")
+                if n
+            }
+            covering = dict(
+                q(
+                    "select phase, count(*) from {phase_history} "
+                    f"where valid_from <= '{day}' and (valid_to is null or valid_to > '{day}') group by 1"
+                )
+            )
+            assert sizes == covering, day
+        # Every stay is in the time-in-phase distribution; KPIs count the current phases.
+        assert q("select sum(stays) from {time_in_phase}") == q("select count(*) from {phase_history}")
+        assert {p: n for p, n in q("select phase, customers from {phase_kpis}") if n} == membership
+    finally:
+        wh.close()
+
+
+MARTS = (
+    "phase_membership",
+    "phase_transitions",
+    "transition_matrix",
+    "phase_sizes_daily",
+    "phase_history",
+    "time_in_phase",
+    "phase_kpis",
+)
+
+
 def test_end_to_end_sync_is_incremental_and_rerunnable(pipeline, generated):
     path, _ = pipeline
     cfg = load_config(path)
@@ -60,6 +122,7 @@ def test_end_to_end_sync_is_incremental_and_rerunnable(pipeline, generated):
     truth = json.loads((generated / "truth.json").read_text())
     assert rows["customers"] == truth["rows"]["customers"]
     api.backfill(cfg, date(2026, 11, 14), END)
+    assert_bi_marts_agree(cfg)
 
     report = api.activate(cfg, progress=False)
     assert all(c.passed for c in report.checks), [(c.name, c.message) for c in report.checks]

@@ -39,7 +39,7 @@ def _project_copy(dest, as_of):
 
 def _load(env, generated):
     wh = DuckDBWarehouse(WarehouseTarget("duckdb", "duckdb", {"path": env["PHASEGATE_DUCKDB_PATH"]}))
-    for table in ("customers", "identities", "events", "consents"):
+    for table in ("customers", "identities", "events", "consents", "suppressions"):
         wh.load_parquet("phasegate_raw", table, generated / f"{table}.parquet")
     wh.close()
 
@@ -65,6 +65,14 @@ def test_sqlmesh_plan_matches_dbt_build(tmp_path, generated):
                     "select journey, customer_id, phase, entered_on from main.phasegate__phase_membership"
                 ).fetchall()
             ),
+            # Holdout buckets (salted md5) and the resolved suppression list agree too.
+            "governance": sorted(
+                con.execute(
+                    "select h.journey, h.customer_id, h.holdout_group, s.is_deletion_requested "
+                    "from main.phasegate__holdout_assignments as h "
+                    "left join main.phasegate__suppressed_customers as s on s.customer_id = h.customer_id"
+                ).fetchall()
+            ),
             "signals": sorted(
                 con.execute(
                     "select customer_id, orders_lifetime, days_since_last_order, days_since_last_seen, "
@@ -76,3 +84,5 @@ def test_sqlmesh_plan_matches_dbt_build(tmp_path, generated):
     assert len(results["dbt"]["membership"]) == 1500
     assert results["sqlmesh"]["membership"] == results["dbt"]["membership"]
     assert results["sqlmesh"]["signals"] == results["dbt"]["signals"]
+    assert results["sqlmesh"]["governance"] == results["dbt"]["governance"]
+    assert any(r[3] is not None for r in results["dbt"]["governance"])

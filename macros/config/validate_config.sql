@@ -97,7 +97,7 @@
   {% set daily_cols = phasegate.daily_activity_columns() %}
   {% set reserved = ['customer_id', 'as_of_date', 'first_seen_on', 'last_seen_on'] + phasegate.builtin_signal_columns() %}
   {% set seen = [] %}
-  {% set known_so_far = phasegate.builtin_signal_columns() %}
+  {% set known_so_far = phasegate.builtin_signal_columns() + phasegate.signal_relation_column_names() %}
   {% for s in phasegate.signals() %}
     {% set where = "signal `" ~ s.get('name') ~ "`" %}
     {% if not phasegate.is_safe_identifier(s.get('name')) %}
@@ -133,6 +133,10 @@
     {% endif %}
     {% if s.get('name') is string %}{% do known_so_far.append(s.name) %}{% endif %}
   {% endfor %}
+
+  {% set taken = ['customer_id', 'as_of_date', 'first_seen_on', 'last_seen_on'] + phasegate.builtin_signal_columns() %}
+  {% for s in phasegate.signals() %}{% do taken.append(s.name) %}{% endfor %}
+  {% do errors.extend(phasegate.signal_relation_errors(taken)) %}
 
   {# Journeys. #}
   {% set known_signals = phasegate.signal_names() %}

@@ -68,8 +68,36 @@ base as (
     where c.signup_at < {{ eod }}
 )
 
-{%- set expressions = signals | selectattr('kind', 'equalto', 'expression') | list %}
 {%- set ns = namespace(prev='base') %}
+{%- for r in phasegate.signal_relations() %},
+
+scored_{{ loop.index }} as (
+    select {{ r.key }} as customer_id{% for c in r.columns %}, {{ c }}{% endfor %}
+    {%- if r.get('as_of_column') %}
+    from (
+        select
+            sr.*,
+            row_number() over (partition by sr.{{ r.key }} order by sr.{{ r.as_of_column }} desc) as pg_rn
+        from {{ phasegate.signal_relation(r) }} as sr
+        where sr.{{ r.as_of_column }} <= {{ as_of_lit }}
+    ) as latest
+    where pg_rn = 1
+    {%- else %}
+    from {{ phasegate.signal_relation(r) }}
+    {%- endif %}
+),
+
+with_scored_{{ loop.index }} as (
+    select
+        prev.*{% for c in r.columns %},
+        sc.{{ c }}{% endfor %}
+    from {{ ns.prev }} as prev
+    left join scored_{{ loop.index }} as sc on sc.customer_id = prev.customer_id
+)
+{%- set ns.prev = 'with_scored_' ~ loop.index %}
+{%- endfor %}
+
+{%- set expressions = signals | selectattr('kind', 'equalto', 'expression') | list %}
 {%- for s in expressions %},
 
 with_{{ s.name }} as (

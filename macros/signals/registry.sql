@@ -57,6 +57,7 @@
 {% macro signal_names() %}
   {% set names = phasegate.builtin_signal_columns() %}
   {% for s in phasegate.signals() %}{% do names.append(s.name) %}{% endfor %}
+  {% do names.extend(phasegate.signal_relation_column_names()) %}
   {% do return(names) %}
 {% endmacro %}
 

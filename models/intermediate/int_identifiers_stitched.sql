@@ -1,3 +1,5 @@
+{#- A table: the identity graph is read by several models and tests; as a view it would be rebuilt by each. -#}
+{{ config(materialized='table') }}
 {#- Identifier -> customer map. Customers are their user_ids; every other identifier joins
     the customer nearest to it in the identity graph (ties: the most recently observed link,
     then the lowest customer id), searching at most phasegate__identity_max_hops hops. Two

@@ -417,16 +417,22 @@ def _acknowledge(
                 [ts, *params],
             )
             return
+        # Removed (or deleted) customers leave the state; upserts replace their row in place.
+        # An upsert rather than delete + insert: on DuckDB that is 37 ms instead of 285 ms per
+        # 2,500 customers already in the state (BENCHMARKS.md).
         wh.execute(
             f"delete from {ledger.table('sync_state')} where sync_name = '{sync_name}' and record_key in "
-            f"(select p.record_key from {plan} as p where p.seq > ? and p.seq <= ? {excl})",
+            f"(select p.record_key from {plan} as p "
+            f"where p.op <> 'upsert' and p.seq > ? and p.seq <= ? {excl})",
             params,
         )
         wh.execute(
             f"insert into {ledger.table('sync_state')} "
             "(sync_name, record_key, fingerprint, run_id, delivered_at) "
             f"select '{sync_name}', p.record_key, p.fingerprint, '{run_id}', ? from {plan} as p "
-            f"where p.op = 'upsert' and p.seq > ? and p.seq <= ? {excl}",
+            f"where p.op = 'upsert' and p.seq > ? and p.seq <= ? {excl} "
+            "on conflict (sync_name, record_key) do update set fingerprint = excluded.fingerprint, "
+            "run_id = excluded.run_id, delivered_at = excluded.delivered_at",
             [ts, *params],
         )
 
