@@ -501,10 +501,24 @@ def prepare(
 
 
 def within(item: Any, limit: int, what: str) -> Any:
-    n = len(encode_json(item))
-    if n > limit:
-        raise Unsendable(f"{what}: {n} bytes serialized, over the platform's limit of {limit}")
+    encoded_within(item, limit, what)
     return item
+
+
+def encoded_within(item: Any, limit: int, what: str) -> bytes:
+    """The item's JSON bytes, checked against the platform's per-item limit. Destinations keep
+    these bytes and join them into the request body (json_array), so each item is encoded
+    once rather than again to size the request and again to send it."""
+    data = encode_json(item)
+    if len(data) > limit:
+        raise Unsendable(f"{what}: {len(data)} bytes serialized, over the platform's limit of {limit}")
+    return data
+
+
+def json_array(head: bytes, items: Iterable[bytes], tail: bytes = b"") -> bytes:
+    """A request body around a JSON array of pre-encoded items, e.g. json_array(b'{"batch":',
+    items, b"}"): the same bytes encode_json would give for the whole body."""
+    return head + b"[" + b",".join(items) + b"]" + tail
 
 
 class EngagementSettings(HttpDestinationSettings):
