@@ -205,7 +205,7 @@ def engine_run(
             f"create or replace table {planner.attr_plan} as "
             f"select * from (select p.* replace ({', '.join(replace)}) "
             f"from {planner.attr_plan} as p cross join range({copies}) as r(i) where p.op = 'upsert') "
-            f"where seq <= {records}"
+            f"where seq <= {records} order by seq"  # stored in seq order, as the planner does
         )
         wh.commit()
         ((n,),) = wh.query(f"select count(*) from {planner.attr_plan}")

@@ -38,7 +38,7 @@ from phasegate.destinations.http import (
 )
 from phasegate.destinations.identity import (
     InvalidIdentity,
-    _is_plain_address,
+    _plain_address,
     contact_of,
     meta_phone,
     normalize_email,
@@ -181,7 +181,7 @@ TRICKY_EMAILS = [
 def test_email_fast_path_matches_email_validator(raw):
     raw = raw.encode().decode("unicode_escape") if "\\u" in raw or "\\n" in raw else raw
     assert _normalized(raw) == _email_validator(raw)
-    if _is_plain_address(raw.strip()):  # the fast path only ever accepts
+    if _plain_address(raw.strip()) is not None:  # the fast path only ever accepts
         assert _email_validator(raw) is not None
 
 
@@ -196,7 +196,7 @@ def test_email_fast_path_matches_email_validator_on_random_addresses():
         hostname = rng.choice([alphabet, "abXY09-."])
         domain = "".join(rng.choice(hostname) for _ in range(rng.randint(0, 6)))
         raw = f"{local}@{domain}.{rng.choice(tlds)}" if rng.random() < 0.8 else local + domain
-        taken += _is_plain_address(raw)
+        taken += _plain_address(raw) is not None
         assert _normalized(raw) == _email_validator(raw), raw
     assert taken > 500  # the fast path was exercised
 

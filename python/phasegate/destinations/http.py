@@ -71,9 +71,14 @@ def read_secret(env: Mapping[str, str], var: str, purpose: str) -> str:
     return value
 
 
+# One encoder for all calls: json.dumps with options builds a new one each time, which costs
+# a third of encoding a typical record. Encoding keeps no state in it, so threads can share it.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def encode_json(body: Any) -> bytes:
     """The exact bytes sent, so that size accounting matches the request."""
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    return _ENCODER.encode(body).encode()
 
 
 class RateLimiter:

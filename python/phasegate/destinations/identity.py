@@ -23,8 +23,8 @@ class InvalidIdentity(ValueError):
 
 def normalize_email(raw: str) -> str:
     value = str(raw).strip()
-    if _is_plain_address(value):
-        return value.lower()
+    if (plain := _plain_address(value)) is not None:
+        return plain
     checked = _validated_email(value)
     if checked is None:
         raise InvalidIdentity("email", "not a valid address")
@@ -36,7 +36,7 @@ def normalize_email(raw: str) -> str:
 # advance: accepted, with the domain lowercased. _PLAIN matches only addresses email-validator
 # (2.4, syntax only, its defaults) provably accepts unchanged but for case: a dot-atom local
 # part of its ATEXT characters; two or more hostname labels of 1-63 letters, digits and inner
-# hyphens; a top-level label ending in a letter. _is_plain_address adds the checks a regular
+# hyphens; a top-level label ending in a letter. _plain_address adds the checks a regular
 # expression cannot say. Anything else (unicode, quotes, IDN, trailing dots, "--" labels,
 # special-use domains, long addresses) goes to email-validator itself, so rejections and
 # their reasons are exactly its own. tests/test_destination_units.py compares both paths.
@@ -44,18 +44,21 @@ _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _TOP_LABEL = r"(?:[A-Za-z0-9][A-Za-z0-9-]{0,61})?[A-Za-z]"
 _PLAIN = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@(?:{_LABEL}\.)+{_TOP_LABEL}")
-_SPECIAL_USE = tuple(SPECIAL_USE_DOMAIN_NAMES)
+# A domain that is, or is under, one of its special-use names (localhost, test, ...).
+_SPECIAL_USE = re.compile(rf"(?:^|\.)(?:{'|'.join(map(re.escape, SPECIAL_USE_DOMAIN_NAMES))})\Z")
 
 
-def _is_plain_address(value: str) -> bool:
+def _plain_address(value: str) -> str | None:
+    """The lowercased address if it is plain (see above), else None."""
     if len(value) > 254 or not _PLAIN.fullmatch(value):  # 254: its whole-address limit
-        return False
-    domain = value[value.index("@") + 1 :].lower()
-    return (
-        len(domain) <= 253  # its domain limit
-        and "--" not in domain  # punycode and its reserved "ab--" labels: its own checks decide
-        and not any(domain == d or domain.endswith("." + d) for d in _SPECIAL_USE)
-    )
+        return None
+    lowered = value.lower()  # ASCII only, as matched
+    # The domain is within its 253-character limit, as the whole address is within 254.
+    domain = lowered[lowered.index("@") + 1 :]
+    # "--": punycode labels and its reserved "ab--" labels; its own checks decide those.
+    if "--" in domain or _SPECIAL_USE.search(domain):
+        return None
+    return lowered
 
 
 # The same addresses recur (a customer's attributes and events, resends): validate each once.
