@@ -9,6 +9,8 @@ import base64
 import json
 import random
 import time
+from datetime import date
+from decimal import Decimal
 from email.utils import formatdate
 
 import httpx
@@ -209,6 +211,21 @@ def test_identifier_caches_keep_rejections():
             normalize_phone("+1 555 000", "US")
         assert normalize_phone("(415) 555-0123", "US") == "+14155550123"
         assert normalize_email("Ñandú@Example.com") == "ñandú@example.com"
+
+
+def test_encode_json_is_json_dumps():
+    bodies = [
+        {"batch": [{"a": 1, "b": 2.5, "c": None, "d": True, "e": 'ñ \u2028 "q" \\ \n'}]},
+        [1.0, 1e300, -0.0, float("nan"), float("inf"), 10**30, [], {}, "用户"],
+        {"when": date(2026, 1, 2), "amount": Decimal("1.10"), "nested": {"x": [{"y": "z"}]}},
+        {1: "int key", 2.5: "float key", None: "null key", False: "bool key"},
+        "a string",
+        3,
+        None,
+    ]
+    for body in bodies:
+        expected = json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+        assert encode_json(body) == expected
 
 
 # -- splitting and bisection ---------------------------------------------------------------

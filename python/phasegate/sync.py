@@ -70,38 +70,47 @@ def _records(
     field_mapping: dict[str, str],
 ) -> list[Record]:
     idx = {c: i for i, c in enumerate(cols)}
-    id_at, key_at = idx["record_id"], idx["record_key"]
-    # Column positions and output names are worked out once per batch, not once per row.
     if kind_col:
-        op_at = idx["op"]
-        # A deletion carries only what identifies the person at the destination.
-        deleted = [(c, idx[c]) for c in payload_cols if c in IDENTIFIER_COLUMNS]
-        # A remove clears every attribute the sync owns; identifiers stay so audience
-        # destinations can match the member to remove.
-        removed = [(field_mapping.get(c, c), idx[c], c in IDENTIFIER_COLUMNS) for c in payload_cols]
-        fields = [(name, i) for name, i, _ in removed]
+        kinds = [row[idx["op"]] for row in rows]
+        names = [field_mapping.get(c, c) for c in payload_cols]
     else:
-        names = ["event_name", "journey", "phase", "other_phase", "occurred_on", "transition_id"]
-        fields = [(c, idx[c]) for c in names + [c for c in IDENTIFIER_COLUMNS if c in idx]]
+        kinds = ["event"] * len(rows)
+        payload_cols = ["event_name", "journey", "phase", "other_phase", "occurred_on", "transition_id"]
+        payload_cols += [c for c in IDENTIFIER_COLUMNS if c in idx]
+        names = payload_cols
+    # Column by column: a column of plain JSON values (most are) is taken as it is, and each
+    # payload is one dict(zip()) instead of a Python-level loop over its fields.
+    columns = [_jsonable_column([row[idx[c]] for row in rows]) for c in payload_cols]
+    ids, keys = [row[idx["record_id"]] for row in rows], [row[idx["record_key"]] for row in rows]
+    value_rows = list(zip(*columns, strict=True)) if columns else [()] * len(rows)
     out = []
-    for row in rows:
-        kind = row[op_at] if kind_col else "event"
+    for rid, kind, key, values in zip(ids, kinds, keys, value_rows, strict=True):
         if kind == "delete":
-            payload = {c: _jsonable(row[i]) for c, i in deleted}
+            # A deletion carries only what identifies the person at the destination.
+            payload = {c: v for c, v in zip(payload_cols, values, strict=True) if c in IDENTIFIER_COLUMNS}
         elif kind == "remove":
-            payload = {name: _jsonable(row[i]) if kept else None for name, i, kept in removed}
+            # A remove clears every attribute the sync owns; identifiers stay so audience
+            # destinations can match the member to remove.
+            payload = {
+                name: v if c in IDENTIFIER_COLUMNS else None
+                for c, name, v in zip(payload_cols, names, values, strict=True)
+            }
         else:
-            payload = {c: _jsonable(row[i]) for c, i in fields}
-        out.append(Record(record_id=row[id_at], kind=kind, key=row[key_at], payload=payload))
+            payload = dict(zip(names, values, strict=True))
+        out.append(Record(record_id=rid, kind=kind, key=key, payload=payload))
     return out
+
+
+def _jsonable_column(values: list) -> list:
+    if all(type(v) in _AS_IS for v in values):
+        return values
+    return [_jsonable(v) for v in values]
 
 
 _AS_IS = frozenset({str, int, bool, type(None)})  # already JSON values: most of a payload
 
 
 def _jsonable(v):
-    if type(v) in _AS_IS:
-        return v
     if isinstance(v, date):
         return v.isoformat()
     if isinstance(v, (Decimal, float)):

@@ -71,14 +71,21 @@ def read_secret(env: Mapping[str, str], var: str, purpose: str) -> str:
     return value
 
 
-# One encoder for all calls: json.dumps with options builds a new one each time, which costs
-# a third of encoding a typical record. Encoding keeps no state in it, so threads can share it.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+# json builds its C encoder anew on every call, which is a third of the cost of encoding a
+# record's message; build it once. It is what _ENCODER.encode runs, without the check for
+# circular references (markers=None), so it holds no state and threads can share it. Bodies
+# are built from warehouse rows and cannot be circular.
+_C_ENCODER = json.encoder.c_make_encoder and json.encoder.c_make_encoder(
+    None, str, json.encoder.encode_basestring, None, ":", ",", False, False, True
+)
 
 
 def encode_json(body: Any) -> bytes:
     """The exact bytes sent, so that size accounting matches the request."""
-    return _ENCODER.encode(body).encode()
+    if _C_ENCODER is None or not isinstance(body, (dict, list)):
+        return _ENCODER.encode(body).encode()
+    return "".join(_C_ENCODER(body, 0)).encode()
 
 
 class RateLimiter:

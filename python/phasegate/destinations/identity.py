@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import phonenumbers
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
@@ -101,8 +100,7 @@ def meta_phone(e164: str) -> str:
     return e164.lstrip("+")
 
 
-@dataclass(frozen=True)
-class Contact:
+class Contact(NamedTuple):  # a NamedTuple: built per record, at a third of a dataclass's cost
     email: str | None = None
     phone: str | None = None  # E.164
 
