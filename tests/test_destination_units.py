@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import time
+from datetime import date
+from decimal import Decimal
 from email.utils import formatdate
 
 import httpx
 import pytest
+from email_validator import EmailNotValidError, validate_email
 from standardwebhooks import Webhook
 from ulid import ULID
 
@@ -36,6 +40,7 @@ from phasegate.destinations.http import (
 )
 from phasegate.destinations.identity import (
     InvalidIdentity,
+    _plain_address,
     contact_of,
     meta_phone,
     normalize_email,
@@ -97,6 +102,130 @@ def test_contact_skips_blank_fields_and_refuses_bad_ones():
     assert contact_of({"email": " ", "phone": None}, "US").email is None
     with pytest.raises(InvalidIdentity, match="^email:"):
         contact_of({"email": "nope"}, "US")
+
+
+def _email_validator(raw: str) -> str | None:
+    """What normalize_email documents: email-validator's result, lowercased; None if invalid."""
+    try:
+        return validate_email(str(raw).strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None
+
+
+def _normalized(raw: str) -> str | None:
+    try:
+        return normalize_email(raw)
+    except InvalidIdentity:
+        return None
+
+
+TRICKY_EMAILS = [
+    "person@example.com",
+    "Person.Name+tag@Sub.Example.CO.UK",
+    "  UPPER@EXAMPLE.COM  ",
+    "POSTMASTER@example.com",  # a case-insensitive RFC 2142 mailbox
+    "o'brien!#$%&*/=?^_`{|}~-@example.com",
+    "a@b.c",
+    "x@1.example.com",
+    "x@example.123",  # numeric top-level label
+    "x@example.c0m",
+    "x@exa_mple.com",
+    "x@-example.com",
+    "x@example-.com",
+    "x@ex--ample.com",  # reserved "ab--" label
+    "x@xn--bcher-kva.example",  # punycode, decoded to unicode by email-validator
+    "x@xn--invalid-.com",
+    "x@bücher.example",  # IDN domain
+    "x@BÜCHER.example",
+    "ñandú@example.com",  # unicode local part
+    "e\u0301@example.com",  # combining accent, NFC-normalised by email-validator
+    "用户@例子.广告",
+    '"quoted local"@example.com',
+    '"a@b"@example.com',
+    "x@example.com.",  # trailing dot
+    "x.@example.com",
+    ".x@example.com",
+    "x..y@example.com",
+    "x@example..com",
+    "x@.example.com",
+    "x@localhost",
+    "x@example.local",
+    "x@foo.test",
+    "x@TEST",
+    "x@onion",
+    "x@a.arpa",
+    "x@invalid",
+    "x@example.invalid.com",
+    "Name <x@example.com>",
+    "x@[192.168.0.1]",
+    "x@example.com\n",
+    "x @example.com",
+    "x@exa mple.com",
+    "x@example\u3002com",  # ideographic full stop
+    "x@example．com",  # full-width full stop
+    "x＠example.com",
+    "",
+    "@example.com",
+    "x@",
+    "x",
+    "a" * 64 + "@example.com",
+    "a" * 65 + "@example.com",  # local parts over 64 pass: email-validator is not strict
+    "a@" + "b" * 63 + ".com",
+    "a@" + "b" * 64 + ".com",
+    "a" * 240 + "@example.com",  # 252 characters
+    "a" * 242 + "@example.com",  # 254
+    "a" * 243 + "@example.com",  # 255
+    "a@" + ".".join(["b" * 62] * 4) + ".com",
+]
+
+
+@pytest.mark.parametrize("raw", TRICKY_EMAILS)
+def test_email_fast_path_matches_email_validator(raw):
+    raw = raw.encode().decode("unicode_escape") if "\\u" in raw or "\\n" in raw else raw
+    assert _normalized(raw) == _email_validator(raw)
+    if _plain_address(raw.strip()) is not None:  # the fast path only ever accepts
+        assert _email_validator(raw) is not None
+
+
+def test_email_fast_path_matches_email_validator_on_random_addresses():
+    # Short random strings over the characters where the two paths could disagree.
+    rng = random.Random(4)
+    alphabet = "abXY09" * 4 + ".-_+@'\"!é. -"
+    tlds = ["com", "COM", "c0m", "123", "test", "local", "x-y", "xn--p1ai", "", "co.", "a--b"]
+    taken = 0
+    for _ in range(12_000):
+        local = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+        hostname = rng.choice([alphabet, "abXY09-."])
+        domain = "".join(rng.choice(hostname) for _ in range(rng.randint(0, 6)))
+        raw = f"{local}@{domain}.{rng.choice(tlds)}" if rng.random() < 0.8 else local + domain
+        taken += _plain_address(raw) is not None
+        assert _normalized(raw) == _email_validator(raw), raw
+    assert taken > 500  # the fast path was exercised
+
+
+def test_identifier_caches_keep_rejections():
+    for _ in range(2):  # the second time from the cache
+        with pytest.raises(InvalidIdentity, match="^email: not a valid address$"):
+            normalize_email("ñandú@@example.com")
+        with pytest.raises(InvalidIdentity, match=r"^phone: not a valid number \(default region US\)$"):
+            normalize_phone("+1 555 000", "US")
+        assert normalize_phone("(415) 555-0123", "US") == "+14155550123"
+        assert normalize_email("Ñandú@Example.com") == "ñandú@example.com"
+
+
+def test_encode_json_is_json_dumps():
+    bodies = [
+        {"batch": [{"a": 1, "b": 2.5, "c": None, "d": True, "e": 'ñ \u2028 "q" \\ \n'}]},
+        [1.0, 1e300, -0.0, float("nan"), float("inf"), 10**30, [], {}, "用户"],
+        {"when": date(2026, 1, 2), "amount": Decimal("1.10"), "nested": {"x": [{"y": "z"}]}},
+        {1: "int key", 2.5: "float key", None: "null key", False: "bool key"},
+        "a string",
+        3,
+        None,
+    ]
+    for body in bodies:
+        expected = json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+        assert encode_json(body) == expected
 
 
 # -- splitting and bisection ---------------------------------------------------------------

@@ -179,6 +179,8 @@ class SyncPlanner:
         )
         removed_payload = ", ".join(("rc." + c) if c in ids else "null" for c in payload_cols)
         self.wh.execute(f"drop table if exists {self.attr_plan}")
+        # Stored in seq order: the engine reads and acknowledges plans by seq range, which
+        # DuckDB then finds in a few row groups, already sorted (see sync._plan_batches).
         self.wh.execute(f"""
             create table {self.attr_plan} as
             {candidates_sql},
@@ -207,7 +209,8 @@ class SyncPlanner:
                                       ch.record_key) as seq,
                    ch.*
             from identified as ch
-            where {not_rejected}""")
+            where {not_rejected}
+            order by seq""")
         self.held_back = {
             reason: n
             for reason, n in self.wh.query(
@@ -304,7 +307,8 @@ class SyncPlanner:
             create table {self.event_plan} as
             select row_number() over (order by c.occurred_on, c.record_key, c.event_name) as seq, c.*
             from {candidates} as c
-            where c.hold_reason is null and {not_rejected}""")
+            where c.hold_reason is null and {not_rejected}
+            order by seq""")
         self.wh.execute(f"drop table {candidates}")
         ((n,),) = self.wh.query(f"select count(*) from {self.event_plan}")
         return n

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from phasegate.warehouse import Warehouse
 log = logging.getLogger(__name__)
 
 IDENTIFIER_COLUMNS = ("email", "phone")
+READ_AHEAD_ROWS = 20_000  # plan rows read per query; batches are cut from them
 
 
 @dataclass
@@ -67,37 +69,45 @@ def _records(
     payload_cols: list[str],
     field_mapping: dict[str, str],
 ) -> list[Record]:
-    out = []
     idx = {c: i for i, c in enumerate(cols)}
-    for row in rows:
-        if kind_col:
-            kind = row[idx["op"]]
-            if kind == "delete":
-                # A deletion carries only what identifies the person at the destination.
-                payload = {c: _jsonable(row[idx[c]]) for c in payload_cols if c in IDENTIFIER_COLUMNS}
-            else:
-                # A remove clears every attribute the sync owns; identifiers stay so audience
-                # destinations can match the member to remove.
-                payload = {
-                    field_mapping.get(c, c): None
-                    if kind == "remove" and c not in IDENTIFIER_COLUMNS
-                    else _jsonable(row[idx[c]])
-                    for c in payload_cols
-                }
+    if kind_col:
+        kinds = [row[idx["op"]] for row in rows]
+        names = [field_mapping.get(c, c) for c in payload_cols]
+    else:
+        kinds = ["event"] * len(rows)
+        payload_cols = ["event_name", "journey", "phase", "other_phase", "occurred_on", "transition_id"]
+        payload_cols += [c for c in IDENTIFIER_COLUMNS if c in idx]
+        names = payload_cols
+    # Column by column: a column of plain JSON values (most are) is taken as it is, and each
+    # payload is one dict(zip()) instead of a Python-level loop over its fields.
+    columns = [_jsonable_column([row[idx[c]] for row in rows]) for c in payload_cols]
+    ids, keys = [row[idx["record_id"]] for row in rows], [row[idx["record_key"]] for row in rows]
+    value_rows = list(zip(*columns, strict=True)) if columns else [()] * len(rows)
+    out = []
+    for rid, kind, key, values in zip(ids, kinds, keys, value_rows, strict=True):
+        if kind == "delete":
+            # A deletion carries only what identifies the person at the destination.
+            payload = {c: v for c, v in zip(payload_cols, values, strict=True) if c in IDENTIFIER_COLUMNS}
+        elif kind == "remove":
+            # A remove clears every attribute the sync owns; identifiers stay so audience
+            # destinations can match the member to remove.
+            payload = {
+                name: v if c in IDENTIFIER_COLUMNS else None
+                for c, name, v in zip(payload_cols, names, values, strict=True)
+            }
         else:
-            kind = "event"
-            cols_out = ["event_name", "journey", "phase", "other_phase", "occurred_on", "transition_id"]
-            cols_out += [c for c in IDENTIFIER_COLUMNS if c in idx]
-            payload = {c: _jsonable(row[idx[c]]) for c in cols_out}
-        out.append(
-            Record(
-                record_id=row[idx["record_id"]],
-                kind=kind,
-                key=row[idx["record_key"]],
-                payload=payload,
-            )
-        )
+            payload = dict(zip(names, values, strict=True))
+        out.append(Record(record_id=rid, kind=kind, key=key, payload=payload))
     return out
+
+
+def _jsonable_column(values: list) -> list:
+    if all(type(v) in _AS_IS for v in values):
+        return values
+    return [_jsonable(v) for v in values]
+
+
+_AS_IS = frozenset({str, int, bool, type(None)})  # already JSON values: most of a payload
 
 
 def _jsonable(v):
@@ -229,6 +239,7 @@ class _Batch:
     size: int
     records: list[Record]
     is_event: bool
+    deletions: bool = False  # some row has deletion_requested: its ack logs the erasure
 
 
 def _plan_batches(
@@ -242,14 +253,26 @@ def _plan_batches(
     """One lazy sequence of batches per plan table, attributes first. Rows are read on the
     calling thread, while earlier batches are still at the destination."""
 
+    # Several batches per query: each query scans and sorts, which cost about as much as
+    # converting the rows at 2,500 rows per query (BENCHMARKS.md). The plan is committed and
+    # not written while sending, so reading ahead sees the same rows batch queries would.
+    span = batch_size * max(1, READ_AHEAD_ROWS // batch_size)
+
     def read(plan: str, kind_col: str | None, n: int) -> Iterator[_Batch]:
-        for start in range(0, n, batch_size):
+        for first in range(0, n, span):
             cols, rows = wh.query_with_columns(
                 f"select * from {plan} where seq > ? and seq <= ? order by seq",
-                (start, start + batch_size),
+                (first, first + span),
             )
-            records = _records(cols, rows, kind_col, planner.payload_cols, sync.field_mapping)
-            yield _Batch(plan, start, batch_size, records, kind_col is None)
+            seq_at = cols.index("seq")
+            seqs = [row[seq_at] for row in rows]
+            flag_at = cols.index("deletion_requested") if "deletion_requested" in cols else None
+            for start in range(first, min(first + span, n), batch_size):
+                # the batch is the rows with start < seq <= start + batch_size, as its ack says
+                part = rows[bisect_right(seqs, start) : bisect_right(seqs, start + batch_size)]
+                records = _records(cols, part, kind_col, planner.payload_cols, sync.field_mapping)
+                deletions = flag_at is not None and any(row[flag_at] for row in part)
+                yield _Batch(plan, start, batch_size, records, kind_col is None, deletions)
 
     phases = [read(planner.attr_plan, "op", summary.upserts + summary.removes)]
     if send_events:
@@ -288,18 +311,7 @@ def _send_batches(
                 failures.append(exc)
                 continue
             result = future.result()
-            _acknowledge(
-                wh,
-                ledger,
-                batch.plan,
-                sync_name,
-                run_id,
-                batch.start,
-                batch.size,
-                result,
-                batch.records,
-                batch.is_event,
-            )
+            _acknowledge(wh, ledger, sync_name, run_id, batch, result)
             summary.sent += len(result.accepted)
             summary.rejected += len(result.rejected)
             summary.rejections.extend(list(result.rejected.items())[:5])
@@ -360,30 +372,27 @@ def _record_failure(
 
 
 def _acknowledge(
-    wh: Warehouse,
-    ledger: Ledger,
-    plan: str,
-    sync_name: str,
-    run_id: str,
-    start: int,
-    size: int,
-    result,
-    records: list[Record],
-    is_event: bool,
+    wh: Warehouse, ledger: Ledger, sync_name: str, run_id: str, batch: _Batch, result: BatchResult
 ) -> None:
     """Record one acknowledged batch atomically: state for accepted records, rejections with
     their reason. Until this commits, the batch counts as in flight."""
     ts = now()
-    by_id = {r.record_id: r for r in records}
+    plan, start, size, is_event = batch.plan, batch.start, batch.size, batch.is_event
+    by_id = {r.record_id: r for r in batch.records}
     with wh.transaction():
-        wh.executemany(
-            f"insert into {ledger.table('rejected_records')} (sync_name, record_id, record_key, "
-            "record_kind, reason, run_id, rejected_at) values (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (sync_name, rid, by_id[rid].key, by_id[rid].kind, reason[:1000], run_id, ts)
-                for rid, reason in result.rejected.items()
-            ],
-        )
+        rows = [
+            (sync_name, rid, by_id[rid].key, by_id[rid].kind, reason[:1000], run_id, ts)
+            for rid, reason in result.rejected.items()
+        ]
+        # One multi-row insert per 500 rows: DuckDB's executemany runs a statement per row.
+        for i in range(0, len(rows), 500):
+            part = rows[i : i + 500]
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(part))
+            wh.execute(
+                f"insert into {ledger.table('rejected_records')} (sync_name, record_id, record_key, "
+                f"record_kind, reason, run_id, rejected_at) values {values}",
+                [v for row in part for v in row],
+            )
         rejected = list(result.rejected)
         excl = ""
         params: list = [start, start + size]
@@ -399,7 +408,7 @@ def _acknowledge(
             f"(select p.{key_col} from {plan} as p where p.seq > ? and p.seq <= ? {excl})",
             [ts, *params],
         )
-        if not is_event:
+        if batch.deletions:
             # Proof of erasure: which destination deleted (or could only clear) whom, and when.
             wh.execute(
                 f"insert into {ledger.table('deletion_log')} "
@@ -419,13 +428,15 @@ def _acknowledge(
             return
         # Removed (or deleted) customers leave the state; upserts replace their row in place.
         # An upsert rather than delete + insert: on DuckDB that is 37 ms instead of 285 ms per
-        # 2,500 customers already in the state (BENCHMARKS.md).
-        wh.execute(
-            f"delete from {ledger.table('sync_state')} where sync_name = '{sync_name}' and record_key in "
-            f"(select p.record_key from {plan} as p "
-            f"where p.op <> 'upsert' and p.seq > ? and p.seq <= ? {excl})",
-            params,
-        )
+        # 2,500 customers already in the state (BENCHMARKS.md). The delete is skipped for a
+        # batch of upserts only (most batches), where it would scan the plan for nothing.
+        if any(r.kind != "upsert" for r in batch.records):
+            wh.execute(
+                f"delete from {ledger.table('sync_state')} where sync_name = '{sync_name}' and record_key in "
+                f"(select p.record_key from {plan} as p "
+                f"where p.op <> 'upsert' and p.seq > ? and p.seq <= ? {excl})",
+                params,
+            )
         wh.execute(
             f"insert into {ledger.table('sync_state')} "
             "(sync_name, record_key, fingerprint, run_id, delivered_at) "

@@ -12,7 +12,7 @@ https://www.rudderstack.com/docs/api/user-suppression-api/."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -26,21 +26,21 @@ from phasegate.destinations.http import (
     Unsendable,
     attributes_to_clear,
     chunk,
-    encode_json,
+    encoded_within,
     event_properties,
     event_time,
+    json_array,
     prepare,
     read_secret,
     result_for,
     send_bisecting,
     unique_records,
-    within,
 )
 from phasegate.destinations.identity import contact_of, split_payload
 
 MAX_MESSAGE_BYTES = 32_000
 
-Pair = tuple[Record, dict[str, Any]]
+Pair = tuple[Record, bytes]  # the record and its message, encoded once
 
 
 class SegmentSettings(EngagementSettings):
@@ -83,7 +83,7 @@ class SegmentDestination(HttpDestination):
         if response.status_code not in (200, 400):
             raise self.client.refuse(response)
 
-    def _message(self, record: Record) -> dict[str, Any]:
+    def _message(self, record: Record) -> bytes:
         if record.kind == "delete":
             raise Unsendable(DELETE_UNSUPPORTED[self.type])
         base = {"userId": record.key, "messageId": record.record_id}
@@ -109,7 +109,7 @@ class SegmentDestination(HttpDestination):
             if contact.phone:
                 traits["phone"] = contact.phone
             message = {**base, "type": "identify", "traits": traits}
-        return within(message, MAX_MESSAGE_BYTES, "record")
+        return encoded_within(message, MAX_MESSAGE_BYTES, "record")
 
     def write_batch(self, sync_name: str, records: list[Record]) -> BatchResult:
         records = unique_records(records)
@@ -127,7 +127,8 @@ class SegmentDestination(HttpDestination):
         return result_for(records, rejected)
 
     def _send(self, group: list[Pair]) -> None:
-        response = self.client.send("POST", "/v1/batch", body={"batch": [message for _, message in group]})
+        body = json_array(b'{"batch":', (message for _, message in group), b"}")
+        response = self.client.send("POST", "/v1/batch", content=body)
         if response.status_code in (400, 413):
             raise RequestRejected(self.client.message(response))
         if response.status_code != 200:
@@ -146,4 +147,4 @@ class RudderStackDestination(SegmentDestination):
 
 
 def _size(pair: Pair) -> int:
-    return len(encode_json(pair[1]))
+    return len(pair[1])
