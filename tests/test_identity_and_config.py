@@ -179,3 +179,22 @@ def test_invalid_configuration_fails_before_building_and_says_what_to_fix(tmp_pa
     assert "phasegate configuration is invalid" in output
     for m in messages:
         assert m in output, output[-3000:]
+
+
+def test_missing_suppressions_table_fails_at_start_with_the_fix(tmp_path):
+    p = make_integration_project(tmp_path, "duckdb")
+    p.dbt("seed")
+    absent = {"phasegate__suppressions_identifier": "no_such_suppressions"}
+    proc = p.dbt("run", "--select", "stg_phasegate__customers", vars=absent, expect_ok=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "suppressions table" in output and "no_such_suppressions does not exist" in output, output[-3000:]
+    assert "phasegate__using_suppressions: false" in output
+    assert query(
+        p, "select count(*) from information_schema.tables where table_name = 'stg_phasegate__customers'"
+    ) == [(0,)]
+    # The fix it names works: the optional table switched off, the build runs.
+    p.dbt(
+        "run", "--select", "stg_phasegate__customers", vars={**absent, "phasegate__using_suppressions": False}
+    )
+    assert query(p, "select count(*) from stg_phasegate__customers")[0][0] > 0

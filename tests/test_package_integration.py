@@ -3,6 +3,7 @@ built by real dbt on DuckDB and on Postgres."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from conftest import query
@@ -163,22 +164,69 @@ def test_state_machine_history_and_idempotent_reruns(integration_project):
     assert sorted(query(p, "select * from phasegate__phase_transitions")) == before
 
 
+# Bookkeeping columns (run numbers, what a rewritten row counted towards before) differ
+# between an incremental history and a rebuild by design; everything else must not.
+BOOKKEEPING = {"events_batch", "validated_batch", "previous_customer_id", "previous_activity_date"}
+
+
+def data_rows(project, relation: str) -> list[tuple]:
+    cols = [
+        c
+        for (c,) in query(
+            project,
+            "select column_name from information_schema.columns "
+            f"where table_name = '{relation}' and table_schema = current_schema() "
+            "order by ordinal_position",
+        )
+        if c not in BOOKKEEPING
+    ]
+    return sorted(query(project, f"select {', '.join(cols)} from {relation}"), key=repr)
+
+
 def test_incremental_days_with_late_events_match_full_rebuild(integration_project):
     p = integration_project
     p.dbt("seed")
     p.dbt("build", vars={"phasegate__as_of": "2026-11-20"})
-    # Events for 11-19 and 11-18 that only arrive on 11-22: inside the 3-day lookback.
-    seeds = p.path / "seeds" / "events.csv"
-    seeds.write_text(
-        seeds.read_text()
+    events = p.path / "seeds" / "events.csv"
+    events.write_text(
+        events.read_text()
+        # Events for 11-19 and 11-18 that only arrive on 11-22.
         + "e30,2026-11-19 10:00:00,2026-11-22 07:00:00,c_prospect,,order,web,12.0,{}\n"
         + "e31,2026-11-18 10:00:00,2026-11-22 07:00:00,c_new,,page_view,web,,{}\n"
+        # Three weeks late: its day was aggregated long ago, and is recomputed on arrival.
+        + "e32,2026-11-01 10:00:00,2026-11-22 07:00:00,c_at_risk,,order,app,30.0,{}\n"
+        # A copy of an event stored on 11-10 arriving again: counts once.
+        + "e01,2026-11-10 12:00:00,2026-11-22 07:00:00,c_active,a_active,order,web,40.0,{}\n"
+    )
+    # e12 (received 11-04 under an unknown anonymous id, quarantined as unresolved) resolves
+    # once this link arrives, far outside the lookback.
+    identities = p.path / "seeds" / "identities.csv"
+    identities.write_text(
+        identities.read_text() + "anonymous_id,a_unknown,user_id,c_prospect,2026-11-21 08:00:00\n"
     )
     p.dbt("seed")
     for as_of in ("2026-11-21", "2026-11-22"):
         p.dbt("build", vars={"phasegate__as_of": as_of})
-    incremental = sorted(query(p, "select * from int_customer_days_aggregated"))
-    assert any(r[1] == "c_prospect" and str(r[2]) == "2026-11-19" for r in incremental)
+    incremental = {
+        r: data_rows(p, r)
+        for r in (
+            "int_customer_days_aggregated",
+            "int_events_validated",
+            "phasegate__quarantined_events",
+            "phasegate__late_events",
+        )
+    }
+    days = {(r[1], str(r[2])): r for r in incremental["int_customer_days_aggregated"]}
+    assert ("c_prospect", "2026-11-19") in days
+    assert ("c_prospect", "2026-11-04") in days  # e12, re-resolved
+    assert ("c_at_risk", "2026-11-01") in days  # e32, three weeks late
+    assert days[("c_active", "2026-11-10")][3] == 1  # e01 and its two later copies: one event
+    quarantined = {r[1] for r in incremental["phasegate__quarantined_events"]}
+    assert "e12" not in quarantined and "e10" in quarantined
+    # Reported late: more than the 3-day lookback between occurring and arriving (e31, e32).
+    late = sorted(r[0] for r in incremental["phasegate__late_events"])
+    assert late == [date(2026, 11, 1), date(2026, 11, 18)]
+
     # Seeds stay: a full refresh of a seed drops it, and on Postgres its dependent views too.
     p.dbt(
         "build",
@@ -187,8 +235,24 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
         "resource_type:seed",
         vars={"phasegate__as_of": "2026-11-22"},
     )
-    assert sorted(query(p, "select * from int_customer_days_aggregated")) == incremental
+    for relation, rows in incremental.items():
+        assert data_rows(p, relation) == rows, relation
     assert membership(p)["c_prospect"] == "active"
+
+    # A replay landing with a received_at far behind the watermark is missed by incremental
+    # runs: the build warns with the count, and a full refresh picks it up.
+    events.write_text(
+        events.read_text() + "e33,2026-11-05 10:00:00,2026-11-05 10:00:01,c_new,,app_open,app,,{}\n"
+    )
+    p.dbt("seed")
+    out = p.dbt("build", vars={"phasegate__as_of": "2026-11-22"}).stdout
+    assert re.search(r"WARN 1 phasegate_all_events_validated", out), out[-3000:]
+    assert not query(p, "select * from int_events_validated where event_id = 'e33'")
+    out = p.dbt(
+        "build", "--full-refresh", "--exclude", "resource_type:seed", vars={"phasegate__as_of": "2026-11-22"}
+    ).stdout
+    assert "phasegate_all_events_validated" in out and not re.search(r"WARN \d+ phasegate_all_events", out)
+    assert query(p, "select customer_id from int_events_validated where event_id = 'e33'") == [("c_new",)]
 
 
 SEGMENT_VARS = {

@@ -1,13 +1,40 @@
 {#- Runs at on-run-start: checks every phasegate var and fails the run before any model
     builds, listing each problem with where it is and how to fix it. Returns no SQL. -#}
 {% macro validate_config() %}
-  {% set errors = phasegate.config_errors() %}
+  {% set errors = phasegate.config_errors() + phasegate.missing_source_errors() %}
   {% if errors | length > 0 %}
     {{ exceptions.raise_compiler_error(
         "phasegate configuration is invalid (" ~ (errors | length) ~ " problem(s)):\n  - "
         ~ (errors | join("\n  - "))
         ~ "\nFix the vars under `vars: phasegate:` in dbt_project.yml (see README, Configuration).") }}
   {% endif %}
+{% endmacro %}
+
+{#- The optional suppressions table is on by default; without this check a new project that
+    has none fails deep in the build with the warehouse's "table does not exist". Checked only
+    when models are built (`dbt seed` may be what creates it), and skipped when a seed of that
+    name will create it in the same build. -#}
+{% macro missing_source_errors() %}
+  {% set errs = [] %}
+  {% set which = flags.WHICH if (flags is defined and flags.WHICH is defined) else none %}
+  {% if not execute or which not in ['run', 'build'] or not phasegate.using_suppressions() %}
+    {% do return(errs) %}
+  {% endif %}
+  {% set identifier = var('phasegate__suppressions_identifier', 'suppressions') %}
+  {% for node in graph.nodes.values() if node.resource_type == 'seed' and node.name == identifier %}
+    {% do return(errs) %}
+  {% endfor %}
+  {% set database = var('phasegate__governance_database', var('phasegate__source_database', target.database)) %}
+  {% set schema = var('phasegate__governance_schema', var('phasegate__source_schema', 'phasegate_raw')) %}
+  {% if adapter.get_relation(database=database, schema=schema, identifier=identifier) is none %}
+    {% do errs.append(
+        "phasegate__using_suppressions is true (the default) but the suppressions table "
+        ~ schema ~ "." ~ identifier ~ " does not exist. Create it (columns identifier_type, "
+        ~ "identifier_value, action, reason, requested_at; it may be empty), point "
+        ~ "phasegate__governance_schema / phasegate__suppressions_identifier at yours, or set "
+        ~ "phasegate__using_suppressions: false") %}
+  {% endif %}
+  {% do return(errs) %}
 {% endmacro %}
 
 {% macro is_safe_identifier(value) %}

@@ -4,31 +4,67 @@
         unique_key='customer_day_id',
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
+        post_hook="delete from {{ this }} where all_events = 0",
         tags=['phasegate_incremental']
     )
 }}
-{#- Daily activity per customer. Each run recomputes the days from the watermark (the last
-    day already aggregated) minus `phasegate__lookback_days` through the as-of date, so
-    events that arrive late for those days are counted; older days are final. -#}
-{%- set as_of = phasegate.as_of_date() -%}
+{#- Daily activity per customer, from the validated events. An incremental run recomputes
+    exactly the customer-days that events validated since its last run belong to (its
+    watermark is the highest events batch it has read), however late those events arrived;
+    a customer-day whose events all moved to another customer is emitted empty and removed by
+    the post-hook. If the events table was rebuilt (its batches start again at 1), every day is
+    recomputed. -#}
 {%- set outbound = phasegate.outbound_event_types() -%}
-{%- if is_incremental() -%}
-    {%- set window_start = dbt.dateadd(
-        'day', -1 * phasegate.lookback_days(),
-        '(select max(t.activity_date) from ' ~ this ~ ' as t)') -%}
-    {%- set occurred_from = 'coalesce(' ~ window_start ~ ", cast('1900-01-01' as "
-        ~ dbt.type_timestamp() ~ '))' -%}
-{%- else -%}
-    {%- set occurred_from = none -%}
-{%- endif %}
 
-with events as (
-    {{ phasegate.validated_events_sql(
-        ref('int_events_unioned'),
-        ref('int_identifiers_stitched'),
-        occurred_from=occurred_from,
-        occurred_before=phasegate.end_of_day_literal(as_of)) }}
+with
+{%- if is_incremental() %}
+read_through as (
+    select coalesce(max(t.events_batch), 0) as last_batch
+    from {{ this }} as t
 ),
+
+events_rebuilt as (
+    select max(v.validated_batch) < max(r.last_batch) as rebuilt
+    from {{ ref('int_events_validated') }} as v
+    cross join read_through as r
+),
+
+touched as (
+    select v.customer_id, cast(v.occurred_at as date) as activity_date
+    from {{ ref('int_events_validated') }} as v
+    cross join read_through as r
+    cross join events_rebuilt as b
+    where v.customer_id is not null and v.occurred_at is not null
+        and (v.validated_batch > r.last_batch or b.rebuilt)
+    union
+    select v.previous_customer_id, v.previous_activity_date
+    from {{ ref('int_events_validated') }} as v
+    cross join read_through as r
+    where v.previous_customer_id is not null and v.previous_activity_date is not null
+        and v.validated_batch > r.last_batch
+),
+
+events as (
+    select v.*
+    from {{ ref('int_events_validated') }} as v
+    inner join touched as d
+        on d.customer_id = v.customer_id and d.activity_date = cast(v.occurred_at as date)
+    where v.quarantine_reason is null
+),
+{%- else %}
+touched as (
+    select
+        cast(null as {{ dbt.type_string() }}) as customer_id,
+        cast(null as date) as activity_date
+    where 1 = 0
+),
+
+events as (
+    select v.*
+    from {{ ref('int_events_validated') }} as v
+    where v.quarantine_reason is null
+),
+{%- endif %}
 
 daily as (
     select
@@ -44,11 +80,37 @@ daily as (
         {%- endfor %}
         max(received_at) as max_received_at
     from events
-    where quarantine_reason is null
     group by customer_id, cast(occurred_at as date)
+),
+
+emptied as (
+    {#- Days that lost every event (re-resolved to another customer): emitted with zero
+        counts so delete+insert replaces the stale row; the post-hook then drops them. -#}
+    select
+        d.customer_id,
+        d.activity_date,
+        0 as all_events,
+        0 as inbound_events,
+        0 as order_amount,
+        {%- for t in phasegate.event_types() %}
+        0 as {{ t }}_events,
+        {%- endfor %}
+        cast(null as {{ dbt.type_timestamp() }}) as max_received_at
+    from touched as d
+    where not exists (
+        select 1 from daily as a
+        where a.customer_id = d.customer_id and a.activity_date = d.activity_date
+    )
+),
+
+days as (
+    select * from daily
+    union all
+    select * from emptied
 )
 
 select
-    {{ phasegate.surrogate_key(['customer_id', 'activity_date']) }} as customer_day_id,
-    daily.*
-from daily
+    {{ phasegate.surrogate_key(['days.customer_id', 'days.activity_date']) }} as customer_day_id,
+    days.*,
+    (select max(v.validated_batch) from {{ ref('int_events_validated') }} as v) as events_batch
+from days

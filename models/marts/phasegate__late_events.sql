@@ -1,20 +1,14 @@
-{#- Late arrivals per occurred day: events received more than phasegate__lookback_days after
-    the day they occurred. Incremental runs recompute only the lookback window, so these may
-    be missing from daily activity until a full refresh; they are counted here, not lost. -#}
+{#- Late arrivals per occurred day: usable events received more than phasegate__lookback_days
+    after the day they occurred. Daily activity counts them (the day is recomputed when they
+    arrive), but phases evaluated before their arrival did not see them; this is the size of
+    that gap, for data-quality monitoring. -#}
 {%- set lookback = phasegate.lookback_days() %}
-with events as (
-    {{ phasegate.validated_events_sql(
-        ref('int_events_unioned'),
-        ref('int_identifiers_stitched'),
-        occurred_before=phasegate.end_of_day_literal(phasegate.as_of_date())) }}
-),
-
-late as (
+with late as (
     select
-        cast(occurred_at as date) as occurred_on,
-        {{ dbt.datediff('cast(occurred_at as date)', 'cast(received_at as date)', 'day') }} as days_late
-    from events
-    where quarantine_reason is null
+        cast(v.occurred_at as date) as occurred_on,
+        {{ dbt.datediff('cast(v.occurred_at as date)', 'cast(v.received_at as date)', 'day') }} as days_late
+    from {{ ref('int_events_validated') }} as v
+    where v.quarantine_reason is null
 )
 
 select

@@ -1,25 +1,15 @@
 {#- Events that signals do not count, with the rule each broke. Nothing here is dropped
     silently: `phasegate check` reports these counts and they are visible in BI. -#}
-{%- set as_of = phasegate.as_of_date() %}
-with classified as (
-    {{ phasegate.validated_events_sql(
-        ref('int_events_unioned'),
-        ref('int_identifiers_stitched'),
-        occurred_before=none) }}
-)
-
 select
-    {{ phasegate.surrogate_key(['event_id', 'occurred_at', 'received_at', 'user_id', 'anonymous_id', 'event_type', 'quarantine_reason']) }}
-        as quarantined_event_id,
-    event_id,
-    occurred_at,
-    received_at,
-    user_id,
-    anonymous_id,
-    event_type,
-    channel,
-    amount,
-    quarantine_reason
-from classified
-where quarantine_reason is not null
-    and received_at < {{ phasegate.end_of_day_literal(as_of) }}
+    {{ phasegate.surrogate_key(['v.event_row_id', 'v.quarantine_reason']) }} as quarantined_event_id,
+    v.event_id,
+    v.occurred_at,
+    v.received_at,
+    v.user_id,
+    v.anonymous_id,
+    v.event_type,
+    v.channel,
+    v.amount,
+    v.quarantine_reason
+from {{ ref('int_events_validated') }} as v
+where v.quarantine_reason is not null

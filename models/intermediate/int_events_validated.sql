@@ -1,0 +1,161 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='event_row_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        tags=['phasegate_incremental']
+    )
+}}
+{#- Every event received by the end of the as-of day, validated once: deduplicated by
+    event_id (the earliest received copy wins), resolved to a customer, and classified
+    (`quarantine_reason` null for a usable event). Daily activity, quarantined events and late
+    events all read this table, so no model re-validates the whole event history.
+
+    Incremental runs are driven by a watermark, the latest received_at already stored: they
+    re-read events received from `phasegate__lookback_days` before it (rows a loader lands
+    late, with an older received_at) up to the end of the as-of day. A copy of a stored event
+    that arrives later ranks after it, as in a full build. Stored anonymous events whose
+    identity now resolves differently (a later identify, a merge) are re-resolved in every
+    run, so the table always equals a full rebuild. Each run stamps the rows it writes with a
+    batch number one above the table's, which daily activity uses as its own watermark;
+    `previous_customer_id` / `previous_activity_date` keep what a rewritten row counted
+    towards before, so that day is recomputed too. -#}
+{%- set eod = phasegate.end_of_day_literal(phasegate.as_of_date()) -%}
+{%- set raw_columns = ['event_id', 'occurred_at', 'received_at', 'user_id', 'anonymous_id',
+    'event_type', 'channel', 'amount', 'properties', 'event_source'] -%}
+{%- set qualified_raw = [] -%}
+{%- for c in raw_columns %}{% do qualified_raw.append('e.' ~ c) %}{% endfor -%}
+
+with
+{%- if is_incremental() %}
+watermark as (
+    select
+        {{ dbt.dateadd('day', -1 * phasegate.lookback_days(), 'max(t.received_at)') }} as received_from,
+        coalesce(max(t.validated_batch), 0) + 1 as batch
+    from {{ this }} as t
+),
+{%- endif %}
+
+arrived as (
+    select
+        {% for c in raw_columns %}e.{{ c }},
+        {% endfor -%}
+        {{ phasegate.surrogate_key(qualified_raw) }} as row_hash
+    from {{ ref('int_events_unioned') }} as e
+    {%- if is_incremental() %}
+    cross join watermark as w
+    {%- endif %}
+    {#- A row without received_at cannot be placed against the watermark, so every run
+        re-reads it (it is quarantined, and cheap: the key is its content). #}
+    where (e.received_at < {{ eod }} or e.received_at is null)
+    {%- if is_incremental() %}
+        and (w.received_from is null or e.received_at >= w.received_from or e.received_at is null)
+    {%- endif %}
+),
+
+numbered as (
+    select
+        a.*,
+        row_number() over (
+            partition by coalesce(a.event_id, a.row_hash)
+            order by a.received_at, a.occurred_at, a.event_type, a.row_hash
+        ) as copy_rank
+    from arrived as a
+),
+
+fresh as (
+    select
+        {% for c in raw_columns %}n.{{ c }},
+        {% endfor -%}
+        {#- Copies without an event_id are all kept (each is quarantined); identical ones
+            are told apart by their rank. #}
+        case
+            when n.event_id is not null then n.event_id
+            else {{ dbt.concat(['n.row_hash', "'#'", 'cast(n.copy_rank as ' ~ dbt.type_string() ~ ')']) }}
+        end as event_row_id
+    from numbered as n
+    where n.event_id is null or n.copy_rank = 1
+)
+{%- if is_incremental() %},
+
+{#- A copy received before the window lost to the stored one, which stays as it is. -#}
+fresh_unsettled as (
+    select f.*
+    from fresh as f
+    where f.event_id is null or not exists (
+        select 1
+        from {{ this }} as t
+        cross join watermark as w
+        where t.event_row_id = f.event_id and t.received_at < w.received_from
+    )
+),
+
+re_resolved as (
+    select
+        {% for c in raw_columns %}t.{{ c }},
+        {% endfor -%}
+        t.event_row_id
+    from {{ this }} as t
+    cross join watermark as w
+    left join {{ ref('int_identifiers_stitched') }} as m
+        on m.identifier_type = 'anonymous_id' and m.identifier_value = t.anonymous_id and m.within_limit
+    where t.user_id is null
+        and t.anonymous_id is not null
+        and t.received_at < w.received_from
+        and coalesce(m.customer_id, '') <> coalesce(t.customer_id, '')
+),
+
+candidates as (
+    select * from fresh_unsettled
+    union all
+    select * from re_resolved
+)
+{%- else %},
+
+candidates as (
+    select * from fresh
+)
+{%- endif %},
+
+resolved as (
+    select
+        c.*,
+        coalesce(c.user_id, m.customer_id) as customer_id
+    from candidates as c
+    left join {{ ref('int_identifiers_stitched') }} as m
+        on m.identifier_type = 'anonymous_id' and m.identifier_value = c.anonymous_id and m.within_limit
+)
+
+select
+    r.event_row_id,
+    {% for c in raw_columns %}r.{{ c }},
+    {% endfor -%}
+    r.customer_id,
+    case
+        when r.event_id is null then 'missing_event_id'
+        when r.occurred_at is null then 'missing_occurred_at'
+        when r.received_at is null then 'missing_received_at'
+        when r.user_id is null and r.anonymous_id is null then 'missing_identifiers'
+        when r.occurred_at > {{ dbt.dateadd('minute', phasegate.clock_skew_minutes(), 'r.received_at') }}
+            then 'occurred_after_received'
+        when r.event_type is null or r.event_type not in ({{ phasegate.quoted_list(phasegate.event_types()) }})
+            then 'unknown_event_type'
+        when r.event_type = '{{ phasegate.order_event_type() }}' and (r.amount is null or r.amount < 0)
+            then 'invalid_order_amount'
+        when r.customer_id is null then 'unresolved_identity'
+    end as quarantine_reason,
+    {%- if is_incremental() %}
+    prior.customer_id as previous_customer_id,
+    cast(prior.occurred_at as date) as previous_activity_date,
+    w.batch as validated_batch
+    {%- else %}
+    cast(null as {{ dbt.type_string() }}) as previous_customer_id,
+    cast(null as date) as previous_activity_date,
+    1 as validated_batch
+    {%- endif %}
+from resolved as r
+{%- if is_incremental() %}
+cross join watermark as w
+left join {{ this }} as prior on prior.event_row_id = r.event_row_id
+{%- endif %}
