@@ -424,3 +424,78 @@ def test_batches_overlap_up_to_max_concurrency_and_never_beyond(warehouse, refer
     assert fake.peak_active == 3
     assert summary.status == reference.status
     assert_complete(fake, reference, after)
+
+
+# --- destinations that refuse, and syncs that fail beside others ---------------------------
+
+WRONG_KEY = "ck-wrong-account-J7p2XcL9qB"
+
+
+class RevokingBraze(CrashBraze):
+    """Refuses every request after the first `revoke_after`, as Braze does once a key is
+    revoked mid-run (401 for the whole request)."""
+
+    revoke_after: int | None = None
+
+    def authorized(self, req) -> bool:
+        revoked = self.revoke_after is not None and len(self.requests) > self.revoke_after
+        return super().authorized(req) and not revoked
+
+
+def _runs(db: Path) -> dict[str, tuple[str, str]]:
+    con = duckdb.connect(str(db))
+    try:
+        rows = con.execute(f"select sync_name, status, coalesce(message, '') from {OPS}.sync_runs").fetchall()
+    finally:
+        con.close()
+    return {name: (status, message) for name, status, message in rows}
+
+
+def test_a_wrong_credential_exits_refused_naming_the_sync_and_the_fix(warehouse, tmp_path):
+    """A 401 for the whole request is permanent: its own exit code (not 70), an error naming
+    the sync and the variable to fix, nothing sent, and no secret anywhere."""
+    with CrashBraze() as fake:
+        path, env = make_trial(warehouse, tmp_path / "t", "braze", fake.url, 100, 2)
+        proc = start_cli(path, env, WRONG_KEY)
+        assert proc.wait(timeout=300) == ExitCode.REFUSED == 7
+        requests = len(fake.requests)
+    stderr = (path.parent / "stderr.log").read_text()
+    stdout = (path.parent / "stdout.log").read_text()
+    assert "error: sync 'crash' stopped after 0 of" in stderr and "HTTP 401" in stderr
+    assert "$CRASH_KEY" in stderr and "then rerun" in stderr
+    assert "Traceback" not in stderr
+    status, message = _runs(path.parent / warehouse.name)[SYNC]
+    assert status == "failed" and "HTTP 401" in message and "$CRASH_KEY" in message
+    for text in (stderr, stdout, message):
+        assert WRONG_KEY not in text and KEYS[0] not in text
+    assert requests == 1 and fake.applied == []  # check() alone: nothing was sent
+
+
+def test_a_key_revoked_mid_run_stops_cleanly_and_the_rerun_sends_the_rest(warehouse, references, tmp_path):
+    reference = references["braze"]
+    with RevokingBraze() as fake:
+        path, env = make_trial(warehouse, tmp_path / "t", "braze", fake.url, 100, 1)
+        fake.revoke_after = 7  # check() and three batches of two requests go through
+        proc = start_cli(path, env, KEYS[0])
+        assert proc.wait(timeout=300) == ExitCode.REFUSED
+        stderr = (path.parent / "stderr.log").read_text()
+        db = path.parent / warehouse.name
+        failed = read_ledger(db, reference.ident_of)
+        sent = fake.applied_in(0)
+        fake.revoke_after = None  # the key is fixed
+
+        assert "error: sync 'crash' stopped after 300 of" in stderr and "HTTP 401" in stderr
+        assert "$CRASH_KEY" in stderr and "with the same record ids" in stderr
+        run_id, status, message = failed.runs[-1]
+        assert status == "failed" and "HTTP 401" in message and KEYS[0] not in stderr + message
+        # the three acknowledged batches are recorded (less records refused before sending);
+        # the fourth batch's first request was refused, so none of it was applied
+        assert failed.recorded == set(sent) and 280 < len(sent) <= 300
+
+        summary = rerun(path, env)
+        after = read_ledger(db, reference.ident_of)
+    assert summary.status == reference.status
+    assert {ident for _, ident, _ in fake.applied} == reference.planned
+    assert after.recorded == reference.ledger.recorded
+    assert not set(fake.applied_in(1)) & failed.recorded  # nothing recorded is sent again
+    assert [r[1] for r in after.runs] == ["failed", reference.status]

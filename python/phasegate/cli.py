@@ -30,7 +30,9 @@ app = typer.Typer(
         "Exit codes: 0 success; 1 some records rejected; 2 blocked by a check (nothing sent); "
         "3 configuration error; 4 another sync holds the lock; 5 dbt build failed; "
         "6 a destination stayed unavailable (timeouts, 5xx, 429) past its retry budget: the run "
-        "stopped, and the next run sends what was not acknowledged."
+        "stopped, and the next run sends what was not acknowledged; 7 a destination refused the "
+        "request permanently (credentials, permissions, settings): fix them, then rerun; "
+        "70 internal error (a bug)."
     ),
     no_args_is_help=True,
     rich_markup_mode="markdown",
@@ -449,7 +451,7 @@ def main() -> None:
     try:
         rc = app(standalone_mode=False)
     except PhasegateError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
+        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(130)

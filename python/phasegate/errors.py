@@ -11,6 +11,7 @@ class ExitCode:
     LOCKED = 4  # another sync holds the destination lock
     BUILD_FAILED = 5  # the dbt build failed
     UNAVAILABLE = 6  # a destination stayed unavailable past its retry budget; rerun later
+    REFUSED = 7  # a destination refused the request permanently (credentials, settings)
     INTERNAL = 70
 
 
@@ -58,3 +59,5 @@ class TransientError(DestinationError):
 
 class PermanentError(DestinationError):
     """The request will fail again unchanged (auth, validation of the whole batch)."""
+
+    exit_code = ExitCode.REFUSED
