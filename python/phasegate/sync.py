@@ -21,7 +21,7 @@ from phasegate.caps import allocate
 from phasegate.checks import payload_gate
 from phasegate.config import PhasegateConfig, SyncConfig
 from phasegate.destinations import REGISTRY, BatchResult, Destination, Record, build_destination
-from phasegate.errors import DestinationError, PermanentError, TransientError
+from phasegate.errors import DestinationError, ExitCode, PermanentError, TransientError
 from phasegate.ledger import Ledger, now
 from phasegate.locks import destination_lock, shared_lock
 from phasegate.planner import EVENT_LOOKBACK_DAYS, SyncPlanner
@@ -52,6 +52,17 @@ class SyncSummary:
     held_back: dict[str, int] = field(default_factory=dict)
     deleted: int = 0  # deletion requests carried out at the destination
     checks: list = field(default_factory=list)  # the payload gate's CheckResults for this sync
+    # Why a `failed` or `locked` sync did not complete (secret-free): in full, in short for
+    # the summary table, and its exit code.
+    error: str = ""
+    reason: str = ""
+    error_code: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.error_code is not None:
+            return self.error_code
+        return {"partial": ExitCode.PARTIAL, "blocked": ExitCode.BLOCKED}.get(self.status, ExitCode.OK)
 
     def counts(self) -> dict:
         out = {
@@ -134,10 +145,13 @@ def run_sync(
     full_resync: bool = False,
     retry_rejected: bool = False,
     override_reason: str | None = None,
+    summary: SyncSummary | None = None,
 ) -> SyncSummary:
+    """Plans, gates and sends one sync. Pass `summary` to keep its counts when this raises
+    (what was sent before a destination failed)."""
     ledger = Ledger(wh, cfg.ops_schema)
     ledger.ensure()
-    summary = SyncSummary(sync=sync.name, run_id=run_id)
+    summary = summary or SyncSummary(sync=sync.name, run_id=run_id)
     lock_dir = Path(cfg.project_dir) / ".phasegate" / "locks"
     with destination_lock(lock_dir, sync.name):
         capabilities = REGISTRY[sync.destination.type].capabilities
