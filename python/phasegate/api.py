@@ -17,6 +17,7 @@ from phasegate.errors import (
     BlockedError,
     ConfigError,
     DestinationError,
+    ExitCode,
     LockHeldError,
     PhasegateError,
     most_severe,
@@ -136,7 +137,7 @@ def backfill(cfg: PhasegateConfig, start: date, end: date) -> int:
 
 @dataclass
 class ActivationReport:
-    """The outcome of an activation: every sync's summary, and why any did not succeed."""
+    """The outcome of an activation (or of a check, whose syncs are planned, never sent)."""
 
     run_id: str
     checks: list[CheckResult]
@@ -175,16 +176,65 @@ def _invocation_id(project_dir: Path) -> str | None:
 
 
 def check(cfg: PhasegateConfig, run_id: str | None = None) -> tuple[list[CheckResult], str]:
+    """Every check `check_report` runs, as (results, run_id). A sync that could not be
+    planned (its lock is held, its settings are wrong) raises the most severe such error,
+    carrying the report, after the results are recorded."""
+    report = check_report(cfg, run_id)
+    error = report.most_severe_error()
+    if error is not None:
+        raise error
+    return report.checks, report.run_id
+
+
+def check_report(cfg: PhasegateConfig, run_id: str | None = None) -> ActivationReport:
+    """The warehouse-wide checks, and each sync's payload suite on the plan it would send
+    now: planned as a dry run (rolled back, so no delivery state, budget or held-back record
+    changes, and nothing is sent). All results go to check_results under one run id.
+    A sync that could not be planned is in `errors` with its exit code; the caller decides."""
     run_id = run_id or new_run_id("check")
-    wh = connect(Path(cfg.project_dir), cfg.target)
+    project_dir = Path(cfg.project_dir)
+    wh = connect(project_dir, cfg.target)
     try:
         results = run_checks(cfg, wh)
         ledger = Ledger(wh, cfg.ops_schema)
         ledger.ensure()
-        ledger.record_checks(run_id, results, _invocation_id(Path(cfg.project_dir)), cfg.config_hash())
+        invocation = _invocation_id(project_dir)
+        report = ActivationReport(run_id, results)
+        if cfg.checks.payload.enabled and cfg.syncs:
+            _plan_payload_checks(cfg, wh, ledger, report, invocation)
+        ledger.record_checks(run_id, report.checks, invocation, cfg.config_hash())
     finally:
         wh.close()
-    return results, run_id
+    report.blocked = any(not r.passed for r in report.checks)
+    return report
+
+
+def _plan_payload_checks(
+    cfg: PhasegateConfig, wh: Warehouse, ledger: Ledger, report: ActivationReport, invocation: str | None
+) -> None:
+    try:
+        as_of = _latest_as_of(wh)
+    except Exception as exc:  # noqa: BLE001 - a missing build fails the payload checks closed
+        with contextlib.suppress(Exception):
+            wh.rollback()
+        report.checks += [_not_planned(s, exc) for s in cfg.syncs]
+        return
+    for s in cfg.syncs:
+        summary = _run_isolated(
+            cfg, wh, ledger, s, f"{report.run_id}_{s.name}", as_of, invocation, report, dry_run=True
+        )
+        report.checks += summary.checks
+
+
+def _not_planned(sync: SyncConfig, why: Exception) -> CheckResult:
+    reason = str(why).strip().splitlines()[0] if str(why).strip() else type(why).__name__
+    return CheckResult(
+        f"payload_expectations:{sync.name}",
+        False,
+        "check could not run",
+        "check runs",
+        f"sync '{sync.name}' could not be planned: {reason[:300]} (is the dbt build complete?)",
+    )
 
 
 def activate(
@@ -289,6 +339,16 @@ def _run_isolated(
     except Exception as exc:  # noqa: BLE001 - kept against this sync; the next sync runs
         if isinstance(exc, PhasegateError):
             error = exc
+        elif planning_only:
+            # Planning ran into the warehouse (a model missing after a failed build): like
+            # any check that cannot run, the sync's payload check fails closed.
+            with contextlib.suppress(Exception):
+                wh.rollback()
+            log.debug("sync %s could not be planned", sync.name, exc_info=True)
+            summary.checks.append(_not_planned(sync, exc))
+            summary.status, summary.error = "failed", summary.checks[-1].message
+            summary.error_code = ExitCode.BLOCKED
+            return summary
         else:
             log.error("sync %s failed unexpectedly", sync.name, exc_info=True)
             error = PhasegateError(

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from phasegate import api
 from phasegate.config import load_config
-from phasegate.errors import SEVERITY, BlockedError, ExitCode, PhasegateError
+from phasegate.errors import SEVERITY, BlockedError, ExitCode, PhasegateError, severity_rank
 
 # Wide tables when output is piped to a file or a scheduler's log.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -152,12 +152,21 @@ def backfill(
 
 @app.command()
 def check(config: ConfigOpt = None) -> None:
-    """Run the pre-activation checks alone; exit 2 if any fails."""
+    """Run the pre-activation checks without sending: the warehouse-wide checks, and each
+    sync's payload checks on the plan it would send now (planned, then rolled back). Exit 2
+    if any fails; a sync that cannot be planned exits with its own code (3 settings, 4 lock)."""
     cfg = load_config(config)
-    results, run_id = api.check(cfg)
-    _print_checks(results)
-    if any(not r.passed for r in results):
-        raise BlockedError("a pre-activation check failed", results)
+    report = api.check_report(cfg)
+    _print_checks(report.checks)
+    _print_syncs(report.syncs, title="syncs (planned, nothing sent)")
+    failed = [r.name for r in report.checks if not r.passed]
+    errors = list(report.errors)
+    if failed:
+        errors.append(BlockedError(f"check(s) failed: {', '.join(failed)}", report.checks))
+    if errors:
+        worst = min(errors, key=lambda e: severity_rank(e.exit_code))
+        _print_other_errors(errors, worst)
+        raise worst
 
 
 @app.command()
@@ -340,10 +349,10 @@ def _sync_status(s) -> str:
     return s.status
 
 
-def _print_syncs(summaries) -> None:
+def _print_syncs(summaries, title: str = "syncs") -> None:
     from rich.markup import escape
 
-    table = Table(title="syncs")
+    table = Table(title=title)
     for col in (
         "sync",
         "status",
