@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from conftest import BIN, END, REPO, drop_pg_schemas, warehouse_env
+from fakes.hubspot import FakeHubSpot
 from phasegate import api
 from phasegate.checks import check_source_freshness
 from phasegate.config import FreshnessCheck, load_config
@@ -402,3 +403,97 @@ def test_check_settings_errors_name_the_field_and_the_fix(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"checks.payload.columns.orders_lifetime.syncs: unknown sync"):
         load_config(path)
+
+
+HUBSPOT_TOKEN = "pat-na1-check-Vb7Qm2Lx9Rt4"
+DELIVERY_STATE = (
+    "sync_state",
+    "delivered_events",
+    "held_back_events",
+    "activation_decisions",
+    "rejected_records",
+    "deletion_log",
+    "sync_runs",
+)
+
+
+def _delivery_state(ops: str) -> dict[str, list[tuple]]:
+    return {t: sorted(_query(f"select * from {ops}.{t}"), key=repr) for t in DELIVERY_STATE}
+
+
+def test_check_runs_each_syncs_payload_checks_without_sending(copy):
+    """`phasegate check` plans every sync as a dry run and runs its payload suite: a bad email
+    bound for a destination keyed on email fails the check, naming the sync, the check and the
+    customer; nothing reaches the platform and no delivery state changes."""
+    tmp, env = copy
+    # Every address valid, so one bad address is the only one (the generator's dirt aside).
+    _sql(f"update {RAW}.customers set email = customer_id || '@example.com' where email is not null")
+    with FakeHubSpot(HUBSPOT_TOKEN) as hubspot:
+        path = _write_cfg(
+            tmp,
+            checks={"payload": {"email": {"max_invalid_share": 0, "tolerated_count": 0}}},
+        )
+        spec = yaml.safe_load(path.read_text())
+        spec["syncs"].insert(
+            0,
+            {
+                "name": "crm",
+                "destination": {
+                    "type": "hubspot",
+                    "base_url": hubspot.url,
+                    "access_token_env": "CHECK_HUBSPOT_TOKEN",
+                },
+                "identifiers": ["email"],
+            },
+        )
+        path.write_text(yaml.safe_dump(spec))
+        env = {**env, "CHECK_HUBSPOT_TOKEN": HUBSPOT_TOKEN}
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("CHECK_HUBSPOT_TOKEN", HUBSPOT_TOKEN)
+            first = api.activate(load_config(path), progress=False)
+        assert [s.status for s in first.syncs] == ["success", "success"] and first.syncs[0].sent > 500
+
+        # One customer the crm sync sends to gets an address no destination accepts.
+        ((victim,),) = _query(
+            "select m.customer_id from phasegate__phase_membership as m "
+            "join phasegate__customer_consents as c on c.customer_id = m.customer_id "
+            "and c.channel = 'email' and c.is_granted "
+            "where m.customer_id not in (select customer_id from phasegate__suppressed_customers) "
+            "and m.customer_id not in (select customer_id from phasegate__holdout_assignments "
+            "where is_held_out) order by 1 limit 1"
+        )
+        _sql(f"update {RAW}.customers set email = 'not-an-email' where customer_id = '{victim}'")
+        before, requests = _delivery_state("ops"), len(hubspot.requests)
+
+        proc = _cli(["check", "--config", str(path)], env)
+        # The Python API gives the same results (and records them as a run of its own).
+        results, _ = api.check(load_config(path))
+        sent_during_check = hubspot.requests[requests:]
+
+    assert proc.returncode == ExitCode.BLOCKED, proc.stderr[-3000:]
+    out = " ".join(proc.stdout.split())
+    assert "payload_expectations:crm" in out and "payload_expectations:outbox" in out
+    assert "sync 'crm' is blocked" in out and "checks.payload.email" in out
+    assert f"'sample': ['{victim}']" in out and "not-an-email" not in proc.stdout
+    assert "error: check(s) failed: payload_expectations:crm" in proc.stderr
+    assert sent_during_check == []
+    assert _delivery_state("ops") == before
+    # the plan was rolled back with everything else
+    assert not _query("select table_name from information_schema.tables where table_name like 'plan%'")
+
+    expected = {
+        **dict.fromkeys(GLOBAL_CHECKS, True),
+        "payload_expectations:crm": False,
+        "payload_expectations:outbox": True,
+    }
+    assert {r.name: r.passed for r in results} == expected
+    rows = _query("select run_id, check_name, passed from ops.check_results where run_id like 'check_%'")
+    by_run: dict[str, dict] = {}
+    for run_id, name, passed in rows:
+        by_run.setdefault(run_id, {})[name] = passed
+    assert list(by_run.values()) == [expected, expected]  # the CLI's check and the API's
+    gx = _query(
+        "select column_name, unexpected_count from ops.gx_results "
+        "where check_name = 'payload_expectations:crm' and not success"
+    )
+    assert gx == [("email", 1), ("email", 1)]

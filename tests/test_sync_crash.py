@@ -12,6 +12,7 @@ run's requests from the rerun's even when the dead process's last request is rea
 from __future__ import annotations
 
 import base64
+import json
 import os
 import random
 import shutil
@@ -424,3 +425,188 @@ def test_batches_overlap_up_to_max_concurrency_and_never_beyond(warehouse, refer
     assert fake.peak_active == 3
     assert summary.status == reference.status
     assert_complete(fake, reference, after)
+
+
+# --- destinations that refuse, and syncs that fail beside others ---------------------------
+
+WRONG_KEY = "ck-wrong-account-J7p2XcL9qB"
+
+
+class RevokingBraze(CrashBraze):
+    """Refuses every request after the first `revoke_after`, as Braze does once a key is
+    revoked mid-run (401 for the whole request)."""
+
+    revoke_after: int | None = None
+
+    def authorized(self, req) -> bool:
+        revoked = self.revoke_after is not None and len(self.requests) > self.revoke_after
+        return super().authorized(req) and not revoked
+
+
+def _runs(db: Path) -> dict[str, tuple[str, str]]:
+    con = duckdb.connect(str(db))
+    try:
+        rows = con.execute(f"select sync_name, status, coalesce(message, '') from {OPS}.sync_runs").fetchall()
+    finally:
+        con.close()
+    return {name: (status, message) for name, status, message in rows}
+
+
+def test_a_wrong_credential_exits_refused_naming_the_sync_and_the_fix(warehouse, tmp_path):
+    """A 401 for the whole request is permanent: its own exit code (not 70), an error naming
+    the sync and the variable to fix, nothing sent, and no secret anywhere."""
+    with CrashBraze() as fake:
+        path, env = make_trial(warehouse, tmp_path / "t", "braze", fake.url, 100, 2)
+        proc = start_cli(path, env, WRONG_KEY)
+        assert proc.wait(timeout=300) == ExitCode.REFUSED == 7
+        requests = len(fake.requests)
+    stderr = (path.parent / "stderr.log").read_text()
+    stdout = (path.parent / "stdout.log").read_text()
+    assert "error: sync 'crash' stopped after 0 of" in stderr and "HTTP 401" in stderr
+    assert "$CRASH_KEY" in stderr and "then rerun" in stderr
+    assert "Traceback" not in stderr
+    status, message = _runs(path.parent / warehouse.name)[SYNC]
+    assert status == "failed" and "HTTP 401" in message and "$CRASH_KEY" in message
+    for text in (stderr, stdout, message):
+        assert WRONG_KEY not in text and KEYS[0] not in text
+    assert requests == 1 and fake.applied == []  # check() alone: nothing was sent
+
+
+def test_a_key_revoked_mid_run_stops_cleanly_and_the_rerun_sends_the_rest(warehouse, references, tmp_path):
+    reference = references["braze"]
+    with RevokingBraze() as fake:
+        path, env = make_trial(warehouse, tmp_path / "t", "braze", fake.url, 100, 1)
+        fake.revoke_after = 7  # check() and three batches of two requests go through
+        proc = start_cli(path, env, KEYS[0])
+        assert proc.wait(timeout=300) == ExitCode.REFUSED
+        stderr = (path.parent / "stderr.log").read_text()
+        db = path.parent / warehouse.name
+        failed = read_ledger(db, reference.ident_of)
+        sent = fake.applied_in(0)
+        fake.revoke_after = None  # the key is fixed
+
+        assert "error: sync 'crash' stopped after 300 of" in stderr and "HTTP 401" in stderr
+        assert "$CRASH_KEY" in stderr and "with the same record ids" in stderr
+        run_id, status, message = failed.runs[-1]
+        assert status == "failed" and "HTTP 401" in message and KEYS[0] not in stderr + message
+        # the three acknowledged batches are recorded (less records refused before sending);
+        # the fourth batch's first request was refused, so none of it was applied
+        assert failed.recorded == set(sent) and 280 < len(sent) <= 300
+
+        summary = rerun(path, env)
+        after = read_ledger(db, reference.ident_of)
+    assert summary.status == reference.status
+    assert {ident for _, ident, _ in fake.applied} == reference.planned
+    assert after.recorded == reference.ledger.recorded
+    assert not set(fake.applied_in(1)) & failed.recorded  # nothing recorded is sent again
+    assert [r[1] for r in after.runs] == ["failed", reference.status]
+
+
+LOCK_HOLDER = """
+import sys, pathlib
+from phasegate.locks import destination_lock
+with destination_lock(pathlib.Path(sys.argv[1]), sys.argv[2]):
+    print("locked", flush=True)
+    sys.stdin.read()  # hold until stdin closes
+"""
+
+
+def test_one_failing_destination_does_not_stop_the_other_syncs(warehouse, tmp_path):
+    """Four syncs in one run: a refused credential, a held lock, an outage and a healthy file
+    destination. Each fails on its own, the healthy one still sends, every sync is in the
+    summary and in sync_runs, and the run exits with the most severe code (7 > 6 > 4)."""
+    quick = {"budget_s": 1, "max_attempts": 2, "initial_backoff_s": 0.01, "max_backoff_s": 0.05}
+    with FakeBraze(KEYS[0]) as braze, FakeSegment(KEYS[1]) as segment:
+        segment.fail_next(100_000, 503)
+        path, env = make_trial(warehouse, tmp_path / "t", "segment", segment.url, 200, 2)
+        raw = yaml.safe_load(path.read_text())
+        base = {"fields": ["orders_lifetime"], "identifiers": ["email"], "batch_size": 200}
+        raw["syncs"] = [
+            {
+                "name": "refused",
+                "destination": {"type": "braze", "base_url": braze.url, "api_key_env": "REFUSED_KEY"},
+                **base,
+            },
+            {"name": "busy", "destination": {"type": "file", "path": str(tmp_path / "busy")}, **base},
+            {
+                "name": "down",
+                "destination": {
+                    "type": "segment",
+                    "base_url": segment.url,
+                    "write_key_env": "DOWN_KEY",
+                    "retry": quick,
+                },
+                **base,
+            },
+            {"name": "feed", "destination": {"type": "file", "path": str(tmp_path / "feed")}, **base},
+        ]
+        path.write_text(yaml.safe_dump(raw))
+        locks = path.parent / ".phasegate" / "locks"
+        holder = subprocess.Popen(
+            [str(BIN / "python"), "-c", LOCK_HOLDER, str(locks), "busy"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            proc = subprocess.run(
+                [str(BIN / "phasegate"), "sync", "--config", str(path)],
+                env={**env, "REFUSED_KEY": WRONG_KEY, "DOWN_KEY": KEYS[1]},
+                capture_output=True,
+                text=True,
+                timeout=300,
+                cwd=path.parent,
+            )
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=30)
+        braze_requests = len(braze.requests)
+    (path.parent / "stdout.log").write_text(proc.stdout)  # kept for a failure's post-mortem
+    (path.parent / "stderr.log").write_text(proc.stderr)
+
+    assert proc.returncode == ExitCode.REFUSED, proc.stderr[-3000:]
+    # one error line per problem, the one that sets the exit code last
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 3, proc.stderr[-3000:]
+    assert errors[0].startswith("error: sync 'busy' is already running")
+    assert errors[1].startswith("error: sync 'down' stopped after 0 of") and "HTTP 503" in errors[1]
+    assert errors[2].startswith("error: sync 'refused' stopped after 0 of") and "HTTP 401" in errors[2]
+    assert "$REFUSED_KEY" in errors[2]
+    # the summary shows every sync, in order, with what became of it
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in _table_rows(proc.stdout)}
+    assert list(rows) == ["refused", "busy", "down", "feed"]
+    assert rows["refused"].startswith("failed:") and rows["down"].startswith("failed:")
+    assert rows["busy"].startswith("locked:") and rows["feed"] == "sent"
+
+    runs = _runs(path.parent / warehouse.name)
+    assert {name: status for name, (status, _) in runs.items()} == {
+        "refused": "failed",
+        "busy": "locked",
+        "down": "failed",
+        "feed": "success",
+    }
+    assert "HTTP 401" in runs["refused"][1] and "HTTP 503" in runs["down"][1]
+    assert "already running" in runs["busy"][1]
+    for text in (proc.stdout, proc.stderr, *(m for _, m in runs.values())):
+        assert WRONG_KEY not in text and KEYS[0] not in text and KEYS[1] not in text
+    assert braze_requests == 1  # check() only
+    files = sorted((tmp_path / "feed").rglob("*.jsonl"))
+    feed = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert len(feed) > 1000 and not list((tmp_path / "busy").rglob("*.jsonl"))
+
+
+def _table_rows(stdout: str) -> list[str]:
+    """The first line of each row of the `syncs` table (a wrapped cell continues on lines
+    whose first column is blank)."""
+    lines = stdout.splitlines()
+    body = lines[next(i for i, line in enumerate(lines) if line.strip() == "syncs") :]
+    header = next(i for i, line in enumerate(body) if line.startswith("┡"))
+    rows = []
+    for line in body[header + 1 :]:
+        if line.startswith("└"):
+            break
+        if line.split("│")[1].strip():
+            rows.append(line)
+    return rows

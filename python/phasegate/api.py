@@ -11,9 +11,18 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from phasegate.checks import CheckResult, run_checks
-from phasegate.config import PhasegateConfig
+from phasegate.config import PhasegateConfig, SyncConfig
 from phasegate.dbt_runner import DbtInvocation, run_dbt, target_dir
-from phasegate.errors import BlockedError, ConfigError
+from phasegate.errors import (
+    BlockedError,
+    ConfigError,
+    DestinationError,
+    ExitCode,
+    LockHeldError,
+    PhasegateError,
+    most_severe,
+    severity_rank,
+)
 from phasegate.ledger import Ledger
 from phasegate.sync import SyncSummary, new_run_id, run_sync
 from phasegate.warehouse import Warehouse, connect, qualified
@@ -128,11 +137,28 @@ def backfill(cfg: PhasegateConfig, start: date, end: date) -> int:
 
 @dataclass
 class ActivationReport:
+    """The outcome of an activation (or of a check, whose syncs are planned, never sent)."""
+
     run_id: str
     checks: list[CheckResult]
     syncs: list[SyncSummary] = field(default_factory=list)
     blocked: bool = False
     forced: bool = False
+    # Why the run did not fully succeed: each sync that raised, and any block, in the order
+    # they happened. The most severe is what an activation raises.
+    errors: list[PhasegateError] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return most_severe([e.exit_code for e in self.errors] + [s.exit_code for s in self.syncs])
+
+    def most_severe_error(self) -> PhasegateError | None:
+        """The first of the most severe errors, carrying this report."""
+        if not self.errors:
+            return None
+        worst = min(self.errors, key=lambda e: severity_rank(e.exit_code))
+        worst.report = self
+        return worst
 
 
 def _latest_as_of(wh: Warehouse) -> date:
@@ -150,16 +176,65 @@ def _invocation_id(project_dir: Path) -> str | None:
 
 
 def check(cfg: PhasegateConfig, run_id: str | None = None) -> tuple[list[CheckResult], str]:
+    """Every check `check_report` runs, as (results, run_id). A sync that could not be
+    planned (its lock is held, its settings are wrong) raises the most severe such error,
+    carrying the report, after the results are recorded."""
+    report = check_report(cfg, run_id)
+    error = report.most_severe_error()
+    if error is not None:
+        raise error
+    return report.checks, report.run_id
+
+
+def check_report(cfg: PhasegateConfig, run_id: str | None = None) -> ActivationReport:
+    """The warehouse-wide checks, and each sync's payload suite on the plan it would send
+    now: planned as a dry run (rolled back, so no delivery state, budget or held-back record
+    changes, and nothing is sent). All results go to check_results under one run id.
+    A sync that could not be planned is in `errors` with its exit code; the caller decides."""
     run_id = run_id or new_run_id("check")
-    wh = connect(Path(cfg.project_dir), cfg.target)
+    project_dir = Path(cfg.project_dir)
+    wh = connect(project_dir, cfg.target)
     try:
         results = run_checks(cfg, wh)
         ledger = Ledger(wh, cfg.ops_schema)
         ledger.ensure()
-        ledger.record_checks(run_id, results, _invocation_id(Path(cfg.project_dir)), cfg.config_hash())
+        invocation = _invocation_id(project_dir)
+        report = ActivationReport(run_id, results)
+        if cfg.checks.payload.enabled and cfg.syncs:
+            _plan_payload_checks(cfg, wh, ledger, report, invocation)
+        ledger.record_checks(run_id, report.checks, invocation, cfg.config_hash())
     finally:
         wh.close()
-    return results, run_id
+    report.blocked = any(not r.passed for r in report.checks)
+    return report
+
+
+def _plan_payload_checks(
+    cfg: PhasegateConfig, wh: Warehouse, ledger: Ledger, report: ActivationReport, invocation: str | None
+) -> None:
+    try:
+        as_of = _latest_as_of(wh)
+    except Exception as exc:  # noqa: BLE001 - a missing build fails the payload checks closed
+        with contextlib.suppress(Exception):
+            wh.rollback()
+        report.checks += [_not_planned(s, exc) for s in cfg.syncs]
+        return
+    for s in cfg.syncs:
+        summary = _run_isolated(
+            cfg, wh, ledger, s, f"{report.run_id}_{s.name}", as_of, invocation, report, dry_run=True
+        )
+        report.checks += summary.checks
+
+
+def _not_planned(sync: SyncConfig, why: Exception) -> CheckResult:
+    reason = str(why).strip().splitlines()[0] if str(why).strip() else type(why).__name__
+    return CheckResult(
+        f"payload_expectations:{sync.name}",
+        False,
+        "check could not run",
+        "check runs",
+        f"sync '{sync.name}' could not be planned: {reason[:300]} (is the dbt build complete?)",
+    )
 
 
 def activate(
@@ -172,7 +247,11 @@ def activate(
     full_resync: bool = False,
     retry_rejected: bool = False,
 ) -> ActivationReport:
-    """Run the checks, then every selected sync; if a check fails nothing is sent."""
+    """Run the checks, then every selected sync; if a check fails nothing is sent.
+
+    Each sync runs on its own: one that fails (its destination down or refusing, its lock
+    held, its settings wrong) is recorded and the next still runs. At the end the most
+    severe problem is raised (errors.SEVERITY), carrying the report of every sync."""
     if force and not (reason and reason.strip()):
         raise ConfigError('--force needs --reason "why this override is safe"; it is recorded')
     syncs = [cfg.sync(n) for n in sync_names] if sync_names else list(cfg.syncs)
@@ -202,21 +281,21 @@ def activate(
         report = ActivationReport(run_id, results, blocked=blocked, forced=bool(failed) and force)
         as_of = _latest_as_of(wh)
         for s in syncs:
-            report.syncs.append(
-                run_sync(
-                    cfg,
-                    wh,
-                    s,
-                    f"{run_id}_{s.name}",
-                    as_of,
-                    invocation,
-                    dry_run=dry_run,
-                    blocked=blocked,
-                    progress=progress,
-                    full_resync=full_resync,
-                    retry_rejected=retry_rejected,
-                    override_reason=reason if force else None,
-                )
+            _run_isolated(
+                cfg,
+                wh,
+                ledger,
+                s,
+                f"{run_id}_{s.name}",
+                as_of,
+                invocation,
+                report,
+                dry_run=dry_run,
+                blocked=blocked,
+                progress=progress,
+                full_resync=full_resync,
+                retry_rejected=retry_rejected,
+                override_reason=reason if force else None,
             )
     finally:
         wh.close()
@@ -224,13 +303,89 @@ def activate(
     report.checks.extend(c for s in report.syncs for c in s.checks)
     held = [s.sync for s in report.syncs if s.status == "blocked"]
     if report.blocked and not dry_run:
-        raise BlockedError("a pre-activation check failed; nothing was sent", results)
-    if held and not dry_run:
+        report.errors.insert(0, BlockedError("a pre-activation check failed; nothing was sent", results))
+    elif held and not dry_run:
         report.blocked = True
-        raise BlockedError(
-            f"the payload checks of sync(s) {', '.join(held)} failed; nothing was sent to them", results
+        report.errors.append(
+            BlockedError(
+                f"the payload checks of sync(s) {', '.join(held)} failed; nothing was sent to them", results
+            )
         )
+    error = report.most_severe_error()
+    if error is not None:
+        raise error
     return report
+
+
+def _run_isolated(
+    cfg: PhasegateConfig,
+    wh: Warehouse,
+    ledger: Ledger,
+    sync: SyncConfig,
+    run_id: str,
+    as_of: date,
+    invocation: str | None,
+    report: ActivationReport,
+    **options,
+) -> SyncSummary:
+    """One sync, whatever becomes of it: one destination's outage, refusal or held lock
+    must not keep the others from running. What went wrong is kept on its summary (status
+    `failed` or `locked`), in `report.errors`, and, unless planning only, in sync_runs."""
+    summary = SyncSummary(sync=sync.name, run_id=run_id)
+    report.syncs.append(summary)
+    planning_only = bool(options.get("dry_run"))
+    try:
+        run_sync(cfg, wh, sync, run_id, as_of, invocation, summary=summary, **options)
+    except Exception as exc:  # noqa: BLE001 - kept against this sync; the next sync runs
+        if isinstance(exc, PhasegateError):
+            error = exc
+        elif planning_only:
+            # Planning ran into the warehouse (a model missing after a failed build): like
+            # any check that cannot run, the sync's payload check fails closed.
+            with contextlib.suppress(Exception):
+                wh.rollback()
+            log.debug("sync %s could not be planned", sync.name, exc_info=True)
+            summary.checks.append(_not_planned(sync, exc))
+            summary.status, summary.error = "failed", summary.checks[-1].message
+            summary.error_code = ExitCode.BLOCKED
+            return summary
+        else:
+            log.error("sync %s failed unexpectedly", sync.name, exc_info=True)
+            error = PhasegateError(
+                f"sync '{sync.name}' failed unexpectedly: {type(exc).__name__}: {exc} "
+                "(the traceback is in the log above; please report it)"
+            )
+        summary.status = "locked" if isinstance(exc, LockHeldError) else "failed"
+        summary.error, summary.error_code = str(error), error.exit_code
+        summary.reason = _short_reason(exc, summary.error)
+        report.errors.append(error)
+        try:
+            # Postgres refuses further statements in an aborted transaction; nothing
+            # uncommitted is worth keeping (every acknowledged batch committed on its own).
+            wh.rollback()
+            if not planning_only:
+                ledger.settle_run(
+                    run_id,
+                    sync.name,
+                    summary.status,
+                    summary.counts(),
+                    summary.error,
+                    cfg.config_hash(),
+                    invocation,
+                    as_of,
+                )
+        except Exception:  # noqa: BLE001 - the sync's own error is what matters
+            log.warning("sync %s: could not record its %s run", sync.name, summary.status, exc_info=True)
+    return summary
+
+
+def _short_reason(exc: Exception, error: str) -> str:
+    if isinstance(exc, LockHeldError):
+        return f"held by pid {exc.holder}"
+    # The destination's own words; the full message (counts, the fix) is the error.
+    if isinstance(exc, DestinationError) and isinstance(exc.__cause__, DestinationError):
+        return str(exc.__cause__)
+    return error
 
 
 def phase_summary(cfg: PhasegateConfig) -> dict:

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from phasegate import api
 from phasegate.config import load_config
-from phasegate.errors import BlockedError, ExitCode, PhasegateError
+from phasegate.errors import SEVERITY, BlockedError, ExitCode, PhasegateError, severity_rank
 
 # Wide tables when output is piped to a file or a scheduler's log.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -30,7 +30,13 @@ app = typer.Typer(
         "Exit codes: 0 success; 1 some records rejected; 2 blocked by a check (nothing sent); "
         "3 configuration error; 4 another sync holds the lock; 5 dbt build failed; "
         "6 a destination stayed unavailable (timeouts, 5xx, 429) past its retry budget: the run "
-        "stopped, and the next run sends what was not acknowledged."
+        "stopped, and the next run sends what was not acknowledged; 7 a destination refused the "
+        "request permanently (credentials, permissions, settings): fix them, then rerun; "
+        "70 internal error (a bug).\n\n"
+        "Each sync runs on its own: one that fails does not stop the others. When syncs end "
+        "differently the most severe code wins, in this order: "
+        f"{', '.join(str(c) for c in SEVERITY)} "
+        "(first what needs a person before a rerun can succeed, then what a rerun clears)."
     ),
     no_args_is_help=True,
     rich_markup_mode="markdown",
@@ -146,12 +152,21 @@ def backfill(
 
 @app.command()
 def check(config: ConfigOpt = None) -> None:
-    """Run the pre-activation checks alone; exit 2 if any fails."""
+    """Run the pre-activation checks without sending: the warehouse-wide checks, and each
+    sync's payload checks on the plan it would send now (planned, then rolled back). Exit 2
+    if any fails; a sync that cannot be planned exits with its own code (3 settings, 4 lock)."""
     cfg = load_config(config)
-    results, run_id = api.check(cfg)
-    _print_checks(results)
-    if any(not r.passed for r in results):
-        raise BlockedError("a pre-activation check failed", results)
+    report = api.check_report(cfg)
+    _print_checks(report.checks)
+    _print_syncs(report.syncs, title="syncs (planned, nothing sent)")
+    failed = [r.name for r in report.checks if not r.passed]
+    errors = list(report.errors)
+    if failed:
+        errors.append(BlockedError(f"check(s) failed: {', '.join(failed)}", report.checks))
+    if errors:
+        worst = min(errors, key=lambda e: severity_rank(e.exit_code))
+        _print_other_errors(errors, worst)
+        raise worst
 
 
 @app.command()
@@ -223,8 +238,8 @@ def sync(
         full_resync=full_resync,
         retry_rejected=retry_rejected,
     )
-    if any(s.rejected for s in report.syncs):
-        raise typer.Exit(ExitCode.PARTIAL)
+    if report.exit_code != ExitCode.OK:
+        raise typer.Exit(report.exit_code)
 
 
 @app.command()
@@ -239,8 +254,8 @@ def run(
     api.build(cfg, _date(as_of, "--as-of"))
     report = _activate(cfg, None, False, force, reason)
     _print_phase_summary(cfg)
-    if any(s.rejected for s in report.syncs):
-        raise typer.Exit(ExitCode.PARTIAL)
+    if report.exit_code != ExitCode.OK:
+        raise typer.Exit(report.exit_code)
 
 
 @app.command()
@@ -280,12 +295,24 @@ def _activate(cfg, names, dry_run, force, reason, full_resync=False, retry_rejec
             full_resync=full_resync,
             retry_rejected=retry_rejected,
         )
-    except BlockedError as exc:
-        _print_checks(exc.results)
+    except PhasegateError as exc:
+        # Every sync ran; show them all, then each problem once (the raised one last, by main).
+        if exc.report is not None:
+            _print_checks(exc.report.checks)
+            _print_syncs(exc.report.syncs)
+            _print_other_errors(exc.report.errors, exc)
+        elif isinstance(exc, BlockedError):
+            _print_checks(exc.results)
         raise
     _print_checks(report.checks)
     _print_syncs(report.syncs)
     return report
+
+
+def _print_other_errors(errors, raised) -> None:
+    for e in errors:
+        if e is not raised:
+            err.print(f"error: {e}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_checks(results) -> None:
@@ -309,8 +336,23 @@ def _print_checks(results) -> None:
                 out.print(f"  {s}", markup=False)
 
 
-def _print_syncs(summaries) -> None:
-    table = Table(title="syncs")
+def _sync_status(s) -> str:
+    if s.status == "success":
+        return "sent"
+    if s.status == "partial":
+        return f"sent, {s.rejected:,} rejected"
+    if s.status == "dry_run":
+        blocked = any(not c.passed for c in s.checks)
+        return "would be blocked (nothing sent)" if blocked else "planned (nothing sent)"
+    if s.reason or s.error:
+        return f"{s.status}: {s.reason or s.error}"
+    return s.status
+
+
+def _print_syncs(summaries, title: str = "syncs") -> None:
+    from rich.markup import escape
+
+    table = Table(title=title)
     for col in (
         "sync",
         "status",
@@ -328,7 +370,7 @@ def _print_syncs(summaries) -> None:
     for s in summaries:
         table.add_row(
             s.sync,
-            s.status,
+            escape(_sync_status(s)),
             f"{s.upserts:,}",
             f"{s.removes:,}",
             f"{s.events:,}",
@@ -449,7 +491,7 @@ def main() -> None:
     try:
         rc = app(standalone_mode=False)
     except PhasegateError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
+        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(130)

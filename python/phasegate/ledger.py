@@ -124,6 +124,27 @@ class Ledger:
         )
         self.wh.commit()
 
+    def settle_run(
+        self,
+        run_id: str,
+        sync_name: str,
+        status: str,
+        counts: dict,
+        message: str,
+        config_hash: str,
+        invocation: str | None,
+        as_of,
+    ) -> None:
+        """Records how a sync that raised ended, unless its run already says so. A sync that
+        failed before its run started (a held lock, a config error while planning) gets a
+        row of its own, so the audit lists every sync of an activation."""
+        rows = self.wh.query(f"select status from {self.table('sync_runs')} where run_id = ?", (run_id,))
+        if rows and rows[0][0] != "running":
+            return
+        if not rows:
+            self.start_run(run_id, sync_name, config_hash, invocation, as_of)
+        self.finish_run(run_id, status, counts, message)
+
     def record_checks(self, run_id: str, results, invocation: str | None, config_hash: str) -> None:
         rows = [
             (

@@ -24,7 +24,8 @@ def destination_lock(lock_dir: Path, name: str):
         fh.close()
         raise LockHeldError(
             f"sync '{name}' is already running (lock {path} held by pid {holder}); "
-            "wait for it to finish — a lock from a killed process is released automatically"
+            "wait for it to finish — a lock from a killed process is released automatically",
+            holder,
         ) from None
     try:
         fh.seek(0)

@@ -21,7 +21,7 @@ from phasegate.caps import allocate
 from phasegate.checks import payload_gate
 from phasegate.config import PhasegateConfig, SyncConfig
 from phasegate.destinations import REGISTRY, BatchResult, Destination, Record, build_destination
-from phasegate.errors import DestinationError, TransientError
+from phasegate.errors import DestinationError, ExitCode, PermanentError, TransientError
 from phasegate.ledger import Ledger, now
 from phasegate.locks import destination_lock, shared_lock
 from phasegate.planner import EVENT_LOOKBACK_DAYS, SyncPlanner
@@ -52,6 +52,17 @@ class SyncSummary:
     held_back: dict[str, int] = field(default_factory=dict)
     deleted: int = 0  # deletion requests carried out at the destination
     checks: list = field(default_factory=list)  # the payload gate's CheckResults for this sync
+    # Why a `failed` or `locked` sync did not complete (secret-free): in full, in short for
+    # the summary table, and its exit code.
+    error: str = ""
+    reason: str = ""
+    error_code: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.error_code is not None:
+            return self.error_code
+        return {"partial": ExitCode.PARTIAL, "blocked": ExitCode.BLOCKED}.get(self.status, ExitCode.OK)
 
     def counts(self) -> dict:
         out = {
@@ -134,10 +145,13 @@ def run_sync(
     full_resync: bool = False,
     retry_rejected: bool = False,
     override_reason: str | None = None,
+    summary: SyncSummary | None = None,
 ) -> SyncSummary:
+    """Plans, gates and sends one sync. Pass `summary` to keep its counts when this raises
+    (what was sent before a destination failed)."""
     ledger = Ledger(wh, cfg.ops_schema)
     ledger.ensure()
-    summary = SyncSummary(sync=sync.name, run_id=run_id)
+    summary = summary or SyncSummary(sync=sync.name, run_id=run_id)
     lock_dir = Path(cfg.project_dir) / ".phasegate" / "locks"
     with destination_lock(lock_dir, sync.name):
         capabilities = REGISTRY[sync.destination.type].capabilities
@@ -183,17 +197,13 @@ def run_sync(
             summary.blocked, summary.status = total, "blocked"
             ledger.finish_run(run_id, "blocked", summary.counts(), "pre-activation checks failed")
             return summary
-        dest = build_destination(sync.destination)
+        dest = None
         try:
+            dest = build_destination(sync.destination)
             dest.check()
-        except DestinationError as exc:
-            dest.close()
-            ledger.finish_run(run_id, "failed", summary.counts(), str(exc))
-            raise
-        summary.output = getattr(dest, "root", "") and str(Path(dest.root) / sync.name)
-        batch_size = min(sync.batch_size, dest.capabilities.max_batch_records)
-        concurrency = sync.destination.max_concurrency or dest.default_concurrency
-        try:
+            summary.output = getattr(dest, "root", "") and str(Path(dest.root) / sync.name)
+            batch_size = min(sync.batch_size, dest.capabilities.max_batch_records)
+            concurrency = sync.destination.max_concurrency or dest.default_concurrency
             with Progress(
                 TextColumn(f"[bold]sync {sync.name}"),
                 BarColumn(),
@@ -215,13 +225,18 @@ def run_sync(
                     lambda n: bar.advance(task, n),
                 )
         except BaseException as exc:
-            _record_failure(wh, ledger, sync.name, run_id, summary, total, exc)
+            message = _unsent_message(sync, summary, total, exc)
+            _record_failure(wh, ledger, sync.name, run_id, summary, message, exc)
+            # Same type, so callers still tell an outage from a refusal; the message names the
+            # sync and what to do.
             if isinstance(exc, TransientError):
-                message = _unsent_message(sync.name, summary, total, exc)
                 raise TransientError(message, exc.retry_after) from exc
+            if isinstance(exc, PermanentError):
+                raise PermanentError(message) from exc
             raise
         finally:
-            dest.close()
+            if dest is not None:
+                dest.close()
         planner.drop()
         ((summary.deleted,),) = wh.query(
             f"select count(*) from {ledger.table('deletion_log')} where run_id = ? and method = 'deleted'",
@@ -340,13 +355,33 @@ def _send_batches(
         raise failures[0]
 
 
-def _unsent_message(sync_name: str, summary: SyncSummary, total: int, exc: BaseException) -> str:
+def _unsent_message(sync: SyncConfig, summary: SyncSummary, total: int, exc: BaseException) -> str:
     done = summary.sent + summary.rejected
     why = str(exc) if isinstance(exc, DestinationError) else f"{type(exc).__name__}: {exc}"
+    head = f"sync '{sync.name}' stopped after {done:,} of {total:,} planned record(s): {why.rstrip('.')}."
+    if isinstance(exc, PermanentError):
+        return (
+            f"{head} The destination refuses the request permanently, so rerunning alone fails "
+            f"the same way: {_refusal_fix(sync)}, then rerun. The next run sends the "
+            f"{total - done:,} record(s) not acknowledged, with the same record ids."
+        )
     return (
-        f"sync '{sync_name}' stopped after {done:,} of {total:,} planned record(s): {why}. "
-        f"The other {total - done:,} were not acknowledged; the next run sends them, "
+        f"{head} The other {total - done:,} were not acknowledged; the next run sends them, "
         "with the same record ids."
+    )
+
+
+def _refusal_fix(sync: SyncConfig) -> str:
+    """What to check after a refusal: the variables holding the credentials (by name; the
+    values are secrets) and where the destination's settings are."""
+    variables = [v for k, v in sync.destination if k.endswith("_env") and isinstance(v, str)]
+    where = f"destination settings of sync '{sync.name}' in phasegate.yml"
+    if not variables:
+        return f"fix the {where}"
+    names = " and ".join(f"${v}" for v in variables)
+    return (
+        f"check the credentials in {names} (the right account, not revoked, with the needed "
+        f"permissions) and the {where}"
     )
 
 
@@ -356,7 +391,7 @@ def _record_failure(
     sync_name: str,
     run_id: str,
     summary: SyncSummary,
-    total: int,
+    message: str,
     exc: BaseException,
 ) -> None:
     """Marks the run failed (interrupted, for Ctrl-C) with what was left unsent. Best effort:
@@ -364,9 +399,7 @@ def _record_failure(
     summary.status = "failed" if isinstance(exc, Exception) else "interrupted"
     try:
         wh.rollback()  # nothing uncommitted is worth keeping: every ack commits on its own
-        ledger.finish_run(
-            run_id, summary.status, summary.counts(), _unsent_message(sync_name, summary, total, exc)
-        )
+        ledger.finish_run(run_id, summary.status, summary.counts(), message)
     except Exception:  # noqa: BLE001 - the caller re-raises the original error
         log.warning("sync %s: could not mark run %s %s", sync_name, run_id, summary.status, exc_info=True)
 
