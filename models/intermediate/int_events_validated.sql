@@ -41,7 +41,9 @@ arrived as (
     select
         {% for c in raw_columns %}e.{{ c }},
         {% endfor -%}
-        {{ phasegate.surrogate_key(qualified_raw) }} as row_hash
+        {#- Only id-less rows need a content key; hashing every row would cost more than the
+            rest of the validation. #}
+        case when e.event_id is null then {{ phasegate.surrogate_key(qualified_raw) }} end as row_hash
     from {{ ref('int_events_unioned') }} as e
     {%- if is_incremental() %}
     cross join watermark as w
@@ -76,26 +78,30 @@ fresh as (
         end as event_row_id
     from numbered as n
     where n.event_id is null or n.copy_rank = 1
-)
-{%- if is_incremental() %},
+),
 
-{#- A copy received before the window lost to the stored one, which stays as it is. -#}
-fresh_unsettled as (
-    select f.*
+{%- if is_incremental() %}
+
+{#- What each fresh row replaces, if anything. A copy received before the window lost to the
+    stored one, which stays as it is. #}
+fresh_against_stored as (
+    select
+        f.*,
+        t.customer_id as prior_customer_id,
+        t.occurred_at as prior_occurred_at
     from fresh as f
-    where f.event_id is null or not exists (
-        select 1
-        from {{ this }} as t
-        cross join watermark as w
-        where t.event_row_id = f.event_id and t.received_at < w.received_from
-    )
+    cross join watermark as w
+    left join {{ this }} as t on t.event_row_id = f.event_row_id
+    where f.event_id is null or t.received_at is null or t.received_at >= w.received_from
 ),
 
 re_resolved as (
     select
         {% for c in raw_columns %}t.{{ c }},
         {% endfor -%}
-        t.event_row_id
+        t.event_row_id,
+        t.customer_id as prior_customer_id,
+        t.occurred_at as prior_occurred_at
     from {{ this }} as t
     cross join watermark as w
     left join {{ ref('int_identifiers_stitched') }} as m
@@ -107,16 +113,20 @@ re_resolved as (
 ),
 
 candidates as (
-    select * from fresh_unsettled
+    select * from fresh_against_stored
     union all
     select * from re_resolved
-)
-{%- else %},
+),
+{%- else %}
 
 candidates as (
-    select * from fresh
-)
-{%- endif %},
+    select
+        f.*,
+        cast(null as {{ dbt.type_string() }}) as prior_customer_id,
+        cast(null as {{ dbt.type_timestamp() }}) as prior_occurred_at
+    from fresh as f
+),
+{%- endif %}
 
 resolved as (
     select
@@ -145,17 +155,14 @@ select
             then 'invalid_order_amount'
         when r.customer_id is null then 'unresolved_identity'
     end as quarantine_reason,
+    r.prior_customer_id as previous_customer_id,
+    cast(r.prior_occurred_at as date) as previous_activity_date,
     {%- if is_incremental() %}
-    prior.customer_id as previous_customer_id,
-    cast(prior.occurred_at as date) as previous_activity_date,
     w.batch as validated_batch
     {%- else %}
-    cast(null as {{ dbt.type_string() }}) as previous_customer_id,
-    cast(null as date) as previous_activity_date,
     1 as validated_batch
     {%- endif %}
 from resolved as r
 {%- if is_incremental() %}
 cross join watermark as w
-left join {{ this }} as prior on prior.event_row_id = r.event_row_id
 {%- endif %}
