@@ -1,0 +1,26 @@
+{#- Source events the incremental watermark never saw, per day received: received before the
+    end of the as-of day but absent from int_events_validated, because a loader landed them
+    with a received_at older than the lookback behind the latest stored one (a replay). They
+    are counted here, and the build warns, so none is lost silently; a `--full-refresh` of
+    int_events_validated picks them up. Only events received in the last
+    phasegate__unvalidated_events_horizon_days are looked at: an anti-join over all history
+    cost 40 s of a 1M-customer incremental day. Stored copies are looked up from a day before
+    the horizon, so a duplicate redelivered more than a day after its original, across the
+    horizon's start, can show here too. -#}
+{%- set as_of = phasegate.as_of_date() -%}
+{%- set horizon = phasegate.days_before(as_of, var('phasegate__unvalidated_events_horizon_days', 30) | int) -%}
+select
+    cast(e.received_at as date) as received_on,
+    count(*) as unvalidated_events,
+    min(e.event_id) as sample_event_id
+from {{ ref('int_events_unioned') }} as e
+where e.event_id is not null
+    and e.received_at < {{ phasegate.end_of_day_literal(as_of) }}
+    and e.received_at >= {{ phasegate.date_literal(horizon) }}
+    and not exists (
+        select 1
+        from {{ ref('int_events_validated') }} as v
+        where v.event_row_id = e.event_id
+            and v.received_at >= {{ phasegate.date_literal(phasegate.days_before(horizon, 1)) }}
+    )
+group by cast(e.received_at as date)
