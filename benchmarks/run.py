@@ -64,7 +64,18 @@ from sig
 """
 
 
+def slowest_nodes(target: Path, keep: int = 10) -> list[dict]:
+    """The dbt nodes that took longest in the last invocation, from its run_results.json."""
+    path = target / "run_results.json"
+    if not path.exists():
+        return []
+    rows = json.loads(path.read_text())["results"]
+    rows.sort(key=lambda r: r["execution_time"], reverse=True)
+    return [{"node": r["unique_id"], "seconds": round(r["execution_time"], 2)} for r in rows[:keep]]
+
+
 def step(name: str, cmd: list[str], env: dict) -> dict:
+    (Path(env["DBT_TARGET_PATH"]) / "run_results.json").unlink(missing_ok=True)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -72,7 +83,12 @@ def step(name: str, cmd: list[str], env: dict) -> dict:
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name} failed:\n{stderr[-3000:]}")
-    return {"step": name, "seconds": round(elapsed, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+    return {
+        "step": name,
+        "seconds": round(elapsed, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "slowest_nodes": slowest_nodes(Path(env["DBT_TARGET_PATH"])),
+    }
 
 
 def main() -> None:
@@ -149,6 +165,9 @@ def main() -> None:
     print("| step | seconds | peak RSS (MB) |\n|---|---:|---:|")
     for r in results:
         print(f"| {r['step']} | {r['seconds']} | {r['peak_rss_mb']} |")
+    for r in results:
+        for n in r["slowest_nodes"]:
+            print(f"  {r['step']}: {n['node']} {n['seconds']} s")
     print(
         f"\nfull build / lower bound: {full / results[4]['seconds']:.1f}x; "
         f"incremental day / full build: {results[3]['seconds'] / full:.0%}"

@@ -250,13 +250,13 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
     assert query(p, "select unvalidated_events, sample_event_id from phasegate__unvalidated_events") == [
         (1, "e33")
     ]
-    assert not query(p, "select * from int_events_validated where event_id = 'e33'")
+    assert not query(p, "select * from int_events_validated where event_row_id = 'e33'")
     out = p.dbt(
         "build", "--full-refresh", "--exclude", "resource_type:seed", vars={"phasegate__as_of": "2026-11-22"}
     ).stdout
     assert "phasegate_is_empty_phasegate__unvalidated_events" in out
     assert not re.search(r"WARN \d+ phasegate_is_empty", out)
-    assert query(p, "select customer_id from int_events_validated where event_id = 'e33'") == [("c_new",)]
+    assert query(p, "select customer_id from int_events_validated where event_row_id = 'e33'") == [("c_new",)]
     assert not query(p, "select * from phasegate__unvalidated_events")
 
 

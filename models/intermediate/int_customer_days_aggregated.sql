@@ -1,7 +1,7 @@
 {{
     config(
         materialized='incremental',
-        unique_key='customer_day_id',
+        unique_key=['customer_id', 'activity_date'],
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
         post_hook="delete from {{ this }} where all_events = 0",
@@ -52,13 +52,6 @@ events as (
     where v.quarantine_reason is null
 ),
 {%- else %}
-touched as (
-    select
-        cast(null as {{ dbt.type_string() }}) as customer_id,
-        cast(null as date) as activity_date
-    where 1 = 0
-),
-
 events as (
     select v.*
     from {{ ref('int_events_validated') }} as v
@@ -83,6 +76,7 @@ daily as (
     group by customer_id, cast(occurred_at as date)
 ),
 
+{%- if is_incremental() %}
 emptied as (
     {#- Days that lost every event (re-resolved to another customer): emitted with zero
         counts so delete+insert replaces the stale row; the post-hook then drops them. -#}
@@ -108,9 +102,17 @@ days as (
     union all
     select * from emptied
 )
+{%- else %}
+{#- A full build has nothing to empty; referencing `daily` twice would also make the
+    database materialise it. #}
+days as (
+    select * from daily
+)
+{%- endif %}
 
+{#- The key is (customer_id, activity_date): a hash of the two would cost more than the
+    aggregation on every full build. #}
 select
-    {{ phasegate.surrogate_key(['days.customer_id', 'days.activity_date']) }} as customer_day_id,
     days.*,
     (select max(v.validated_batch) from {{ ref('int_events_validated') }} as v) as events_batch
 from days

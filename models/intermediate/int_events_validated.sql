@@ -3,7 +3,7 @@
         materialized='incremental',
         unique_key='event_row_id',
         incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
+        on_schema_change='sync_all_columns',
         tags=['phasegate_incremental']
     )
 }}
@@ -26,6 +26,12 @@
     'event_type', 'channel', 'amount', 'properties', 'event_source'] -%}
 {%- set qualified_raw = [] -%}
 {%- for c in raw_columns %}{% do qualified_raw.append('e.' ~ c) %}{% endfor -%}
+{#- What validation and the models downstream read. The table holds every event, so each
+    column costs: properties (free JSON text) and event_source are read from the source by
+    whoever needs them, and event_id is event_row_id for every row that has one. -#}
+{%- set kept_columns = ['event_id', 'occurred_at', 'received_at', 'user_id', 'anonymous_id',
+    'event_type', 'channel', 'amount'] -%}
+{%- set stored_columns = kept_columns[1:] -%}
 
 with
 {%- if is_incremental() %}
@@ -39,7 +45,7 @@ watermark as (
 
 arrived as (
     select
-        {% for c in raw_columns %}e.{{ c }},
+        {% for c in kept_columns %}e.{{ c }},
         {% endfor -%}
         {#- Only id-less rows need a content key; hashing every row would cost more than the
             rest of the validation. #}
@@ -68,7 +74,7 @@ numbered as (
 
 fresh as (
     select
-        {% for c in raw_columns %}n.{{ c }},
+        {% for c in kept_columns %}n.{{ c }},
         {% endfor -%}
         {#- Copies without an event_id are all kept (each is quarantined); identical ones
             are told apart by their rank. #}
@@ -97,7 +103,8 @@ fresh_against_stored as (
 
 re_resolved as (
     select
-        {% for c in raw_columns %}t.{{ c }},
+        case when t.quarantine_reason = 'missing_event_id' then null else t.event_row_id end as event_id,
+        {% for c in stored_columns %}t.{{ c }},
         {% endfor -%}
         t.event_row_id,
         t.customer_id as prior_customer_id,
@@ -139,7 +146,7 @@ resolved as (
 
 select
     r.event_row_id,
-    {% for c in raw_columns %}r.{{ c }},
+    {% for c in stored_columns %}r.{{ c }},
     {% endfor -%}
     r.customer_id,
     case

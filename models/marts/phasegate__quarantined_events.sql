@@ -2,7 +2,7 @@
     silently: `phasegate check` reports these counts and they are visible in BI. -#}
 select
     {{ phasegate.surrogate_key(['v.event_row_id', 'v.quarantine_reason']) }} as quarantined_event_id,
-    v.event_id,
+    case when v.quarantine_reason = 'missing_event_id' then null else v.event_row_id end as event_id,
     v.occurred_at,
     v.received_at,
     v.user_id,
