@@ -166,7 +166,13 @@ def test_state_machine_history_and_idempotent_reruns(integration_project):
 
 # Bookkeeping columns (run numbers, what a rewritten row counted towards before) differ
 # between an incremental history and a rebuild by design; everything else must not.
-BOOKKEEPING = {"events_batch", "validated_batch", "previous_customer_id", "previous_activity_date"}
+BOOKKEEPING = {
+    "events_batch",
+    "validated_batch",
+    "previous_customer_id",
+    "previous_activity_date",
+    "summarized_as_of",
+}
 
 
 def data_rows(project, relation: str) -> list[tuple]:
@@ -214,6 +220,8 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
             "int_events_validated",
             "phasegate__quarantined_events",
             "phasegate__late_events",
+            "int_customer_activity_summarized",
+            "phasegate__customer_signals",
         )
     }
     days = {(r[1], str(r[2])): r for r in incremental["int_customer_days_aggregated"]}
@@ -238,6 +246,15 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
     for relation, rows in incremental.items():
         assert data_rows(p, relation) == rows, relation
     assert membership(p)["c_prospect"] == "active"
+
+    # The activity summary shifted four weeks at once (windows slide past whole days of
+    # activity), then taken back to an earlier date, still equals a rebuild.
+    for as_of in ("2026-12-20", "2026-11-22"):
+        p.dbt("build", vars={"phasegate__as_of": as_of})
+        summary = {r: data_rows(p, r) for r in ("int_customer_activity_summarized", "phasegate__customer_signals")}
+        p.dbt("build", "--full-refresh", "--exclude", "resource_type:seed", vars={"phasegate__as_of": as_of})
+        for relation, rows in summary.items():
+            assert data_rows(p, relation) == rows, (as_of, relation)
 
     # A replay landing with a received_at far behind the watermark is missed by incremental
     # runs: the build warns with the count, and a full refresh picks it up.

@@ -1,23 +1,20 @@
 {#- One row per customer known on `as_of`, with every registered signal. `daily` is the
-    daily activity relation, `customers` and `consents` the staged relations. Used by the
+    daily activity relation, `customers` and `consents` the staged relations; `activity`, when
+    given, is a relation already holding customer_activity_sql's columns as of `as_of` (the
+    incremental summary), which is then read instead of aggregating `daily`. Used by the
     phasegate__customer_signals model and by the backfill operation, so a backfilled day and
     a scheduled day are computed by the same SQL. -#}
-{% macro customer_signals_sql(as_of, daily, customers, consents) %}
+{% macro customer_signals_sql(as_of, daily, customers, consents, activity=none) %}
 {%- set as_of_lit = phasegate.date_literal(as_of) -%}
 {%- set eod = phasegate.end_of_day_literal(as_of) -%}
 {%- set signals = phasegate.signals() -%}
 
 with activity as (
-    select
-        a.customer_id,
-        min(case when a.inbound_events > 0 then a.activity_date end) as first_seen_on,
-        max(case when a.inbound_events > 0 then a.activity_date end) as last_seen_on
-        {%- for s in signals if s.kind != 'expression' and s.kind != 'consent' %},
-        {{ phasegate.signal_aggregate(s, as_of, 'a') }} as {{ s.name }}
-        {%- endfor %}
-    from {{ daily }} as a
-    where a.activity_date <= {{ as_of_lit }}
-    group by a.customer_id
+    {%- if activity is none %}
+    {{ phasegate.customer_activity_sql(as_of, daily) }}
+    {%- else %}
+    select * from {{ activity }}
+    {%- endif %}
 ),
 
 consent_latest as (
@@ -52,11 +49,11 @@ base as (
         {{ dbt.datediff('cast(c.signup_at as date)', as_of_lit, 'day') }} as days_since_signup,
         act.first_seen_on,
         act.last_seen_on
-        {%- for s in signals if s.kind != 'expression' and s.kind != 'consent' %},
+        {%- for s in phasegate.activity_signals() %},
         {%- if s.kind in ('sum', 'active_days') %}
         coalesce(act.{{ s.name }}, 0) as {{ s.name }}
         {%- else %}
-        act.{{ s.name }}
+        {{ dbt.datediff('act.' ~ phasegate.activity_column(s), as_of_lit, 'day') }} as {{ s.name }}
         {%- endif %}
         {%- endfor %}
         {%- for s in signals if s.kind == 'consent' %},
@@ -123,28 +120,3 @@ from {{ ns.prev }}
   {{- '(' ~ (parts | join(' + ')) ~ ')' -}}
 {% endmacro %}
 
-{#- The aggregate over the daily activity rows of one customer for one signal. -#}
-{% macro signal_aggregate(signal, as_of, alias) %}
-  {%- set value = phasegate.signal_columns_expr(signal, alias) -%}
-  {%- set date_col = alias ~ '.activity_date' -%}
-  {%- set as_of_lit = phasegate.date_literal(as_of) -%}
-  {%- set ns = namespace(in_window='1 = 1') -%}
-  {%- if signal.get('days') -%}
-    {%- set offset = signal.get('offset_days', 0) | int -%}
-    {%- set window_end = phasegate.days_before(as_of, offset) -%}
-    {%- set window_start = phasegate.days_before(window_end, (signal.days | int) - 1) -%}
-    {%- set ns.in_window = date_col ~ ' between ' ~ phasegate.date_literal(window_start)
-        ~ ' and ' ~ phasegate.date_literal(window_end) -%}
-  {%- endif -%}
-  {%- if signal.kind == 'sum' -%}
-    sum(case when {{ ns.in_window }} then {{ value }} else 0 end)
-  {%- elif signal.kind == 'active_days' -%}
-    count(distinct case when {{ ns.in_window }} and {{ value }} > 0 then {{ date_col }} end)
-  {%- elif signal.kind == 'days_since_last' -%}
-    {{ dbt.datediff('max(case when ' ~ value ~ ' > 0 then ' ~ date_col ~ ' end)', as_of_lit, 'day') }}
-  {%- elif signal.kind == 'days_since_first' -%}
-    {{ dbt.datediff('min(case when ' ~ value ~ ' > 0 then ' ~ date_col ~ ' end)', as_of_lit, 'day') }}
-  {%- else -%}
-    {{ exceptions.raise_compiler_error("phasegate: signal '" ~ signal.name ~ "' has unknown kind '" ~ signal.kind ~ "'") }}
-  {%- endif -%}
-{% endmacro %}

@@ -1,0 +1,124 @@
+{#- Activity signals in a form that stays true from one day to the next: window sums and
+    active-day counts as values, "days since" signals as the date they count from. Day
+    counters are derived from these at read time (customer_signals_sql), so only customers
+    whose activity or window contents changed need rewriting each day. -#}
+
+{#- Signals read from daily activity (the rest are expressions, consents and relations). -#}
+{% macro activity_signals() %}
+  {% do return(phasegate.signals() | rejectattr('kind', 'in', ['expression', 'consent']) | list) %}
+{% endmacro %}
+
+{#- The summary column holding a signal. -#}
+{% macro activity_column(signal) %}
+  {%- if signal.kind == 'days_since_last' -%}
+    {%- do return(signal.name ~ '__last_on') -%}
+  {%- elif signal.kind == 'days_since_first' -%}
+    {%- do return(signal.name ~ '__first_on') -%}
+  {%- endif -%}
+  {%- do return(signal.name) -%}
+{% endmacro %}
+
+{#- A fingerprint of the activity signal definitions, stored with the summary: when the
+    registry changes, every stored row is recomputed. -#}
+{% macro activity_signals_fingerprint() %}
+  {%- set parts = [] -%}
+  {%- for s in phasegate.activity_signals() -%}
+    {%- set cols = s.column if s.column is not string else [s.column] -%}
+    {%- do parts.append([s.name, s.kind, cols | join('+'), s.get('days', ''), s.get('offset_days', 0)] | join(':')) -%}
+  {%- endfor -%}
+  {%- do return("'" ~ (parts | join(';')) ~ "'") -%}
+{% endmacro %}
+
+{#- Whether `date_col` lies in a signal's window as of `anchor`: a date (compiled to literal
+    bounds) or a SQL date expression. Signals without `days` cover everything up to it. -#}
+{% macro signal_in_window(signal, date_col, anchor) %}
+  {%- set offset = signal.get('offset_days', 0) | int -%}
+  {%- if anchor is string -%}
+    {%- if not signal.get('days') -%}
+      {{- date_col ~ ' <= ' ~ anchor -}}
+    {%- else -%}
+      {%- set start = 'cast(' ~ dbt.dateadd('day', -1 * (offset + (signal.days | int) - 1), anchor) ~ ' as date)' -%}
+      {%- set stop = 'cast(' ~ dbt.dateadd('day', -1 * offset, anchor) ~ ' as date)' -%}
+      {{- date_col ~ ' between ' ~ start ~ ' and ' ~ stop -}}
+    {%- endif -%}
+  {%- elif not signal.get('days') -%}
+    {{- date_col ~ ' <= ' ~ phasegate.date_literal(anchor) -}}
+  {%- else -%}
+    {%- set window_end = phasegate.days_before(anchor, offset) -%}
+    {%- set window_start = phasegate.days_before(window_end, (signal.days | int) - 1) -%}
+    {{- date_col ~ ' between ' ~ phasegate.date_literal(window_start) ~ ' and ' ~ phasegate.date_literal(window_end) -}}
+  {%- endif -%}
+{% endmacro %}
+
+{#- The aggregate over one customer's daily rows for one signal's summary column. -#}
+{% macro activity_aggregate(signal, as_of, alias) %}
+  {%- set value = phasegate.signal_columns_expr(signal, alias) -%}
+  {%- set date_col = alias ~ '.activity_date' -%}
+  {%- set in_window = phasegate.signal_in_window(signal, date_col, as_of) -%}
+  {%- if signal.kind == 'sum' -%}
+    sum(case when {{ in_window }} then {{ value }} else 0 end)
+  {%- elif signal.kind == 'active_days' -%}
+    count(distinct case when {{ in_window }} and {{ value }} > 0 then {{ date_col }} end)
+  {%- elif signal.kind == 'days_since_last' -%}
+    max(case when {{ value }} > 0 then {{ date_col }} end)
+  {%- elif signal.kind == 'days_since_first' -%}
+    min(case when {{ value }} > 0 then {{ date_col }} end)
+  {%- else -%}
+    {{ exceptions.raise_compiler_error("phasegate: signal '" ~ signal.name ~ "' has unknown kind '" ~ signal.kind ~ "'") }}
+  {%- endif -%}
+{% endmacro %}
+
+{#- One row per customer with daily activity on or before `as_of`: first/last seen and every
+    activity signal's summary column. With `only` (a relation or CTE name with a customer_id
+    column), one row for each of those customers instead, with or without activity. -#}
+{% macro customer_activity_sql(as_of, daily, only=none) %}
+{%- set as_of_lit = phasegate.date_literal(as_of) -%}
+{%- set key = 'o.customer_id' if only else 'a.customer_id' -%}
+select
+    {{ key }} as customer_id,
+    min(case when a.inbound_events > 0 then a.activity_date end) as first_seen_on,
+    max(case when a.inbound_events > 0 then a.activity_date end) as last_seen_on
+    {%- for s in phasegate.activity_signals() %},
+    {{ phasegate.activity_aggregate(s, as_of, 'a') }} as {{ phasegate.activity_column(s) }}
+    {%- endfor %}
+{%- if only %}
+from {{ only }} as o
+left join {{ daily }} as a
+    on a.customer_id = o.customer_id and a.activity_date <= {{ as_of_lit }}
+{%- else %}
+from {{ daily }} as a
+where a.activity_date <= {{ as_of_lit }}
+{%- endif %}
+group by {{ key }}
+{% endmacro %}
+
+{#- The change in each summary column for rows of `alias` moving from "as of `previous`" (a
+    SQL date expression) to "as of `as_of`": window sums gain the rows entering their window
+    and lose those leaving it; last/first dates see the rows after `previous`. Only valid for
+    customers whose daily rows did not change in between. -#}
+{% macro activity_delta(signal, as_of, previous, alias) %}
+  {%- set value = phasegate.signal_columns_expr(signal, alias) -%}
+  {%- set date_col = alias ~ '.activity_date' -%}
+  {%- set now_in = phasegate.signal_in_window(signal, date_col, as_of) -%}
+  {%- set was_in = phasegate.signal_in_window(signal, date_col, previous) -%}
+  {%- if signal.kind == 'sum' -%}
+    sum((case when {{ now_in }} then {{ value }} else 0 end) - (case when {{ was_in }} then {{ value }} else 0 end))
+  {%- elif signal.kind == 'active_days' -%}
+    sum((case when {{ now_in }} and {{ value }} > 0 then 1 else 0 end) - (case when {{ was_in }} and {{ value }} > 0 then 1 else 0 end))
+  {%- elif signal.kind == 'days_since_last' -%}
+    max(case when {{ value }} > 0 and {{ date_col }} > {{ previous }} then {{ date_col }} end)
+  {%- elif signal.kind == 'days_since_first' -%}
+    min(case when {{ value }} > 0 and {{ date_col }} > {{ previous }} then {{ date_col }} end)
+  {%- endif -%}
+{% endmacro %}
+
+{#- Whether a daily row can change any summary column between `previous` and `as_of`. -#}
+{% macro activity_row_moves(as_of, previous, alias) %}
+  {%- set date_col = alias ~ '.activity_date' -%}
+  {%- set parts = ['(' ~ date_col ~ ' > ' ~ previous ~ ')'] -%}
+  {%- for s in phasegate.activity_signals() if s.get('days') -%}
+    {%- do parts.append('((' ~ phasegate.signal_in_window(s, date_col, as_of) ~ ') <> ('
+        ~ phasegate.signal_in_window(s, date_col, previous) ~ '))') -%}
+  {%- endfor -%}
+  {{- parts | unique | join('\n        or ') -}}
+{% endmacro %}
