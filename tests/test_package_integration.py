@@ -224,11 +224,11 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
             "phasegate__customer_signals",
         )
     }
-    days = {(r[1], str(r[2])): r for r in incremental["int_customer_days_aggregated"]}
+    days = {(r[0], str(r[1])): r for r in incremental["int_customer_days_aggregated"]}
     assert ("c_prospect", "2026-11-19") in days
     assert ("c_prospect", "2026-11-04") in days  # e12, re-resolved
     assert ("c_at_risk", "2026-11-01") in days  # e32, three weeks late
-    assert days[("c_active", "2026-11-10")][3] == 1  # e01 and its two later copies: one event
+    assert days[("c_active", "2026-11-10")][2] == 1  # e01 and its two later copies: one event
     quarantined = {r[1] for r in incremental["phasegate__quarantined_events"]}
     assert "e12" not in quarantined and "e10" in quarantined
     # Reported late: more than the 3-day lookback between occurring and arriving (e31, e32).
