@@ -155,7 +155,7 @@ def test_state_machine_history_and_idempotent_reruns(integration_project):
     p.dbt(
         "run",
         "--select",
-        "phasegate__customer_signals phasegate__phase_transitions",
+        "int_customer_activity_summarized phasegate__customer_signals phasegate__phase_transitions",
         vars={"phasegate__as_of": "2026-12-06"},
     )
     assert query(p, "select max(transitioned_on) from phasegate__phase_transitions") == [(date(2026, 12, 6),)]

@@ -30,10 +30,18 @@
 {% endmacro %}
 
 {#- Whether `date_col` lies in a signal's window as of `anchor`: a date (compiled to literal
-    bounds) or a SQL date expression. Signals without `days` cover everything up to it. -#}
+    bounds), a SQL date expression, or a mapping {as_of: <SQL date>, bounds: <alias>} whose
+    relation holds the bounds precomputed by window_bound_columns. Signals without `days`
+    cover everything up to the anchor. -#}
 {% macro signal_in_window(signal, date_col, anchor) %}
   {%- set offset = signal.get('offset_days', 0) | int -%}
-  {%- if anchor is string -%}
+  {%- if anchor is mapping -%}
+    {%- if not signal.get('days') -%}
+      {{- date_col ~ ' <= ' ~ anchor.as_of -}}
+    {%- else -%}
+      {{- date_col ~ ' between ' ~ anchor.bounds ~ '.' ~ signal.name ~ '__from and ' ~ anchor.bounds ~ '.' ~ signal.name ~ '__to' -}}
+    {%- endif -%}
+  {%- elif anchor is string -%}
     {%- if not signal.get('days') -%}
       {{- date_col ~ ' <= ' ~ anchor -}}
     {%- else -%}
@@ -104,21 +112,33 @@ group by {{ key }}
   {%- if signal.kind == 'sum' -%}
     sum((case when {{ now_in }} then {{ value }} else 0 end) - (case when {{ was_in }} then {{ value }} else 0 end))
   {%- elif signal.kind == 'active_days' -%}
-    sum((case when {{ now_in }} and {{ value }} > 0 then 1 else 0 end) - (case when {{ was_in }} and {{ value }} > 0 then 1 else 0 end))
+    {#- The type of count(distinct): a stored column must not change type between runs. #}
+    cast(sum((case when {{ now_in }} and {{ value }} > 0 then 1 else 0 end) - (case when {{ was_in }} and {{ value }} > 0 then 1 else 0 end)) as {{ dbt.type_bigint() }})
   {%- elif signal.kind == 'days_since_last' -%}
-    max(case when {{ value }} > 0 and {{ date_col }} > {{ previous }} then {{ date_col }} end)
+    max(case when {{ value }} > 0 and {{ date_col }} > {{ previous.as_of if previous is mapping else previous }} then {{ date_col }} end)
   {%- elif signal.kind == 'days_since_first' -%}
-    min(case when {{ value }} > 0 and {{ date_col }} > {{ previous }} then {{ date_col }} end)
+    min(case when {{ value }} > 0 and {{ date_col }} > {{ previous.as_of if previous is mapping else previous }} then {{ date_col }} end)
   {%- endif -%}
 {% endmacro %}
 
 {#- Whether a daily row can change any summary column between `previous` and `as_of`. -#}
 {% macro activity_row_moves(as_of, previous, alias) %}
   {%- set date_col = alias ~ '.activity_date' -%}
-  {%- set parts = ['(' ~ date_col ~ ' > ' ~ previous ~ ')'] -%}
+  {%- set parts = ['(' ~ date_col ~ ' > ' ~ (previous.as_of if previous is mapping else previous) ~ ')'] -%}
   {%- for s in phasegate.activity_signals() if s.get('days') -%}
     {%- do parts.append('((' ~ phasegate.signal_in_window(s, date_col, as_of) ~ ') <> ('
         ~ phasegate.signal_in_window(s, date_col, previous) ~ '))') -%}
   {%- endfor -%}
   {{- parts | unique | join('\n        or ') -}}
+{% endmacro %}
+
+{#- Each windowed signal's window as of `anchor` (a SQL date expression), as columns
+    <signal>__from / <signal>__to, so row predicates compare against columns rather than
+    computing dates per row. -#}
+{% macro window_bound_columns(anchor) %}
+  {%- for s in phasegate.activity_signals() if s.get('days') -%}
+    {%- set offset = s.get('offset_days', 0) | int -%},
+    cast({{ dbt.dateadd('day', -1 * (offset + (s.days | int) - 1), anchor) }} as date) as {{ s.name }}__from,
+    cast({{ dbt.dateadd('day', -1 * offset, anchor) }} as date) as {{ s.name }}__to
+  {%- endfor -%}
 {% endmacro %}

@@ -25,6 +25,7 @@
 {%- set signals = phasegate.activity_signals() -%}
 {%- set daily = ref('int_customer_days_aggregated') -%}
 {%- set validated = ref('int_events_validated') -%}
+{%- set previous = {'as_of': 'm.previous_as_of', 'bounds': 'm'} -%}
 
 with
 latest_batch as (
@@ -53,6 +54,7 @@ mode as (
             when b.batch < s.last_batch then true
             else false
         end as recompute_all
+        {{- phasegate.window_bound_columns('s.previous_as_of') }}
     from stored as s
     cross join latest_batch as b
 ),
@@ -84,12 +86,12 @@ recomputed as (
 ),
 
 moved as (
-    select a.*, m.previous_as_of
+    select a.*, m.*
     from {{ daily }} as a
     cross join mode as m
     where not m.recompute_all
         and a.activity_date <= {{ as_of_lit }}
-        and ({{ phasegate.activity_row_moves(as_of, 'm.previous_as_of', 'a') }})
+        and ({{ phasegate.activity_row_moves(as_of, previous, 'a') }})
         and not exists (select 1 from touched as tc where tc.customer_id = a.customer_id)
 ),
 
@@ -101,7 +103,7 @@ deltas as (
         max(case when a.inbound_events > 0 and a.activity_date > a.previous_as_of then a.activity_date end)
             as last_seen_on
         {%- for s in signals %},
-        {{ phasegate.activity_delta(s, as_of, 'a.previous_as_of', 'a') }} as {{ phasegate.activity_column(s) }}
+        {{ phasegate.activity_delta(s, as_of, {'as_of': 'a.previous_as_of', 'bounds': 'a'}, 'a') }} as {{ phasegate.activity_column(s) }}
         {%- endfor %}
     from moved as a
     group by a.customer_id

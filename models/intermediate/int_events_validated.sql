@@ -93,8 +93,12 @@ fresh as (
 fresh_against_stored as (
     select
         f.*,
+        t.event_row_id as prior_row_id,
         t.customer_id as prior_customer_id,
-        t.occurred_at as prior_occurred_at
+        t.quarantine_reason as prior_quarantine_reason
+        {%- for c in stored_columns %},
+        t.{{ c }} as prior_{{ c }}
+        {%- endfor %}
     from fresh as f
     cross join watermark as w
     left join {{ this }} as t on t.event_row_id = f.event_row_id
@@ -107,8 +111,12 @@ re_resolved as (
         {% for c in stored_columns %}t.{{ c }},
         {% endfor -%}
         t.event_row_id,
+        t.event_row_id as prior_row_id,
         t.customer_id as prior_customer_id,
-        t.occurred_at as prior_occurred_at
+        t.quarantine_reason as prior_quarantine_reason
+        {%- for c in stored_columns %},
+        t.{{ c }} as prior_{{ c }}
+        {%- endfor %}
     from {{ this }} as t
     cross join watermark as w
     left join {{ ref('int_identifiers_stitched') }} as m
@@ -142,34 +150,52 @@ resolved as (
     from candidates as c
     left join {{ ref('int_identifiers_stitched') }} as m
         on m.identifier_type = 'anonymous_id' and m.identifier_value = c.anonymous_id and m.within_limit
+),
+
+classified as (
+    select
+        r.*,
+        case
+            when r.event_id is null then 'missing_event_id'
+            when r.occurred_at is null then 'missing_occurred_at'
+            when r.received_at is null then 'missing_received_at'
+            when r.user_id is null and r.anonymous_id is null then 'missing_identifiers'
+            when r.occurred_at > {{ dbt.dateadd('minute', phasegate.clock_skew_minutes(), 'r.received_at') }}
+                then 'occurred_after_received'
+            when r.event_type is null or r.event_type not in ({{ phasegate.quoted_list(phasegate.event_types()) }})
+                then 'unknown_event_type'
+            when r.event_type = '{{ phasegate.order_event_type() }}' and (r.amount is null or r.amount < 0)
+                then 'invalid_order_amount'
+            when r.customer_id is null then 'unresolved_identity'
+        end as quarantine_reason
+    from resolved as r
 )
 
 select
-    r.event_row_id,
-    {% for c in stored_columns %}r.{{ c }},
+    c.event_row_id,
+    {% for col in stored_columns %}c.{{ col }},
     {% endfor -%}
-    r.customer_id,
-    case
-        when r.event_id is null then 'missing_event_id'
-        when r.occurred_at is null then 'missing_occurred_at'
-        when r.received_at is null then 'missing_received_at'
-        when r.user_id is null and r.anonymous_id is null then 'missing_identifiers'
-        when r.occurred_at > {{ dbt.dateadd('minute', phasegate.clock_skew_minutes(), 'r.received_at') }}
-            then 'occurred_after_received'
-        when r.event_type is null or r.event_type not in ({{ phasegate.quoted_list(phasegate.event_types()) }})
-            then 'unknown_event_type'
-        when r.event_type = '{{ phasegate.order_event_type() }}' and (r.amount is null or r.amount < 0)
-            then 'invalid_order_amount'
-        when r.customer_id is null then 'unresolved_identity'
-    end as quarantine_reason,
-    r.prior_customer_id as previous_customer_id,
-    cast(r.prior_occurred_at as date) as previous_activity_date,
+    c.customer_id,
+    c.quarantine_reason,
+    c.prior_customer_id as previous_customer_id,
+    cast(c.prior_occurred_at as date) as previous_activity_date,
     {%- if is_incremental() %}
     w.batch as validated_batch
     {%- else %}
     1 as validated_batch
     {%- endif %}
-from resolved as r
+from classified as c
 {%- if is_incremental() %}
 cross join watermark as w
+{#- A row read again inside the lookback that equals its stored version is not rewritten:
+    a new batch number would make daily activity and the signal summary recompute every
+    customer active in the last few days. #}
+where c.prior_row_id is null
+    or not (
+        c.customer_id is not distinct from c.prior_customer_id
+        and c.quarantine_reason is not distinct from c.prior_quarantine_reason
+        {%- for col in stored_columns %}
+        and c.{{ col }} is not distinct from c.prior_{{ col }}
+        {%- endfor %}
+    )
 {%- endif %}

@@ -110,15 +110,16 @@ def backfill(cfg: PhasegateConfig, start: date, end: date) -> int:
     project_dir = Path(cfg.project_dir)
     days = (end - start).days
     # Seeds, staging and daily activity through `end` (tested), then the transitions table
-    # evaluating `start`.
+    # evaluating `start` (signals read the activity summary, so it is evaluated with them).
+    as_of_models = "int_customer_activity_summarized phasegate__customer_signals"
     run_dbt(
-        ["build", "--select", "+phasegate__customer_signals", "--exclude", "phasegate__customer_signals"],
+        ["build", "--select", "+phasegate__customer_signals", "--exclude", as_of_models],
         project_dir,
         cfg.target,
         _vars(cfg, end),
     )
     run_dbt(
-        ["run", "--select", "phasegate__customer_signals phasegate__phase_transitions"],
+        ["run", "--select", f"{as_of_models} phasegate__phase_transitions"],
         project_dir,
         cfg.target,
         _vars(cfg, start),
