@@ -222,6 +222,7 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
             "phasegate__late_events",
             "int_customer_activity_summarized",
             "phasegate__customer_signals",
+            "int_event_identity_links_collected",
         )
     }
     days = {(r[0], str(r[1])): r for r in incremental["int_customer_days_aggregated"]}

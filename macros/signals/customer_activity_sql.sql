@@ -18,6 +18,18 @@
   {%- do return(signal.name) -%}
 {% endmacro %}
 
+{#- The stored type of a signal's summary column, the same on every run (an incremental
+    run's arithmetic must not widen it): amounts are numeric, counts bigint. -#}
+{% macro activity_column_type(signal) %}
+  {%- set cols = signal.column if signal.column is not string else [signal.column] -%}
+  {%- if signal.kind in ('days_since_last', 'days_since_first') -%}
+    {%- do return('date') -%}
+  {%- elif signal.kind == 'sum' and 'order_amount' in cols -%}
+    {%- do return(dbt.type_numeric()) -%}
+  {%- endif -%}
+  {%- do return(dbt.type_bigint()) -%}
+{% endmacro %}
+
 {#- A fingerprint of the activity signal definitions, stored with the summary: when the
     registry changes, every stored row is recomputed. -#}
 {% macro activity_signals_fingerprint() %}
@@ -87,7 +99,8 @@ select
     min(case when a.inbound_events > 0 then a.activity_date end) as first_seen_on,
     max(case when a.inbound_events > 0 then a.activity_date end) as last_seen_on
     {%- for s in phasegate.activity_signals() %},
-    {{ phasegate.activity_aggregate(s, as_of, 'a') }} as {{ phasegate.activity_column(s) }}
+    cast({{ phasegate.activity_aggregate(s, as_of, 'a') }} as {{ phasegate.activity_column_type(s) }})
+        as {{ phasegate.activity_column(s) }}
     {%- endfor %}
 {%- if only %}
 from {{ only }} as o

@@ -143,7 +143,13 @@ summary as (
 {%- endif %}
 
 select
-    s.*,
+    s.customer_id,
+    s.first_seen_on,
+    s.last_seen_on,
+    {%- for sig in signals %}
+    cast(s.{{ phasegate.activity_column(sig) }} as {{ phasegate.activity_column_type(sig) }})
+        as {{ phasegate.activity_column(sig) }},
+    {%- endfor %}
     {{ as_of_lit }} as summarized_as_of,
     b.batch as events_batch,
     cast({{ fingerprint }} as {{ dbt.type_string() }}) as signals_fingerprint

@@ -63,13 +63,15 @@ daily as (
     select
         customer_id,
         cast(occurred_at as date) as activity_date,
-        count(*) as all_events,
-        sum(case when event_type not in ({{ phasegate.quoted_list(outbound) }}) then 1 else 0 end)
-            as inbound_events,
-        sum(case when event_type = '{{ phasegate.order_event_type() }}' then amount else 0 end)
-            as order_amount,
+        {#- Counts are cast to bigint: a sum of integers is a 128-bit integer on DuckDB, and
+            reading thirteen of those made every scan of this table ten times slower. #}
+        cast(count(*) as {{ dbt.type_bigint() }}) as all_events,
+        cast(sum(case when event_type not in ({{ phasegate.quoted_list(outbound) }}) then 1 else 0 end)
+            as {{ dbt.type_bigint() }}) as inbound_events,
+        cast(sum(case when event_type = '{{ phasegate.order_event_type() }}' then amount else 0 end)
+            as {{ dbt.type_numeric() }}) as order_amount,
         {%- for t in phasegate.event_types() %}
-        sum(case when event_type = '{{ t }}' then 1 else 0 end) as {{ t }}_events,
+        cast(sum(case when event_type = '{{ t }}' then 1 else 0 end) as {{ dbt.type_bigint() }}) as {{ t }}_events,
         {%- endfor %}
         max(received_at) as max_received_at
     from events
@@ -83,11 +85,11 @@ emptied as (
     select
         d.customer_id,
         d.activity_date,
-        0 as all_events,
-        0 as inbound_events,
-        0 as order_amount,
+        cast(0 as {{ dbt.type_bigint() }}) as all_events,
+        cast(0 as {{ dbt.type_bigint() }}) as inbound_events,
+        cast(0 as {{ dbt.type_numeric() }}) as order_amount,
         {%- for t in phasegate.event_types() %}
-        0 as {{ t }}_events,
+        cast(0 as {{ dbt.type_bigint() }}) as {{ t }}_events,
         {%- endfor %}
         cast(null as {{ dbt.type_timestamp() }}) as max_received_at
     from touched as d

@@ -20,10 +20,8 @@ raw_links as (
     select 'user_id', customer_id, 'phone', phone, signup_at, 'customers'
     from customers where phone is not null
     union all
-    select 'user_id', user_id, 'anonymous_id', anonymous_id, max(received_at), 'events'
-    from {{ ref('int_events_unioned') }}
-    where user_id is not null and anonymous_id is not null
-    group by user_id, anonymous_id
+    select 'user_id', user_id, 'anonymous_id', anonymous_id, observed_at, 'events'
+    from {{ ref('int_event_identity_links_collected') }}
 ),
 
 -- One equi-join on the user side: two conditional joins let DuckDB pick a nested-loop plan
