@@ -169,3 +169,26 @@ def query(project: DbtProject, sql: str) -> list[tuple]:
             return cur.fetchall()
     finally:
         conn.close()
+
+
+def execute(project: DbtProject, sql: str) -> None:
+    """Run a writing statement against the project's warehouse (to inject a fault)."""
+    if project.env["PHASEGATE_TARGET"] == "duckdb":
+        import duckdb
+
+        con = duckdb.connect(project.env["PHASEGATE_DUCKDB_PATH"])
+        try:
+            con.execute(sql)
+        finally:
+            con.close()
+        return
+    import psycopg2
+
+    e = project.env
+    conn = psycopg2.connect(host=e["PGHOST"], port=int(e["PGPORT"]), user=e["PGUSER"], dbname=e["PGDATABASE"])
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(f'set search_path to "{e["PHASEGATE_PG_SCHEMA"]}"')
+            cur.execute(sql)
+    finally:
+        conn.close()

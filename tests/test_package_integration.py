@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from conftest import query
+from conftest import execute, query
 
 EXPECTED_2026_11_20 = {
     "c_active": "active",  # ordered 10 days ago (a duplicated order event counts once)
@@ -276,6 +276,17 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
     assert not re.search(r"WARN \d+ phasegate_is_empty", out)
     assert query(p, "select customer_id from int_events_validated where event_row_id = 'e33'") == [("c_new",)]
     assert not query(p, "select * from phasegate__unvalidated_events")
+
+    # The uniqueness tests of incremental keys catch a duplicate in a one-batch (full) build,
+    # and in the latest batch of an incremental one.
+    [(days,)] = query(p, "select count(*) from int_customer_days_aggregated where customer_id = 'c_active'")
+    execute(p, "insert into int_customer_days_aggregated select * from int_customer_days_aggregated where customer_id = 'c_active'")
+    out = p.dbt("test", "--select", "int_customer_days_aggregated", expect_ok=False)
+    assert out.returncode != 0 and f"FAIL {days} phasegate_unique_combination_int_customer_days" in out.stdout, out.stdout[-3000:]
+    execute(p, "update int_events_validated set validated_batch = 2 where event_row_id = 'e01'")
+    execute(p, "insert into int_events_validated select * from int_events_validated where event_row_id = 'e01'")
+    out = p.dbt("test", "--select", "int_events_validated", expect_ok=False)
+    assert out.returncode != 0 and "FAIL 1 phasegate_unique_in_latest_batch_int_events" in out.stdout, out.stdout[-3000:]
 
 
 SEGMENT_VARS = {

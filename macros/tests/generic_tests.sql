@@ -1,26 +1,8 @@
 {#- Fails with one row per duplicated combination of `columns`. With `batch_column` (an
     incremental model's run number), only the combinations written by the latest run are
-    checked against the whole table, as unique_in_latest_batch does for one column. -#}
+    checked against the whole table (see unique_in_latest_batch). -#}
 {% test unique_combination(model, columns, batch_column=none) %}
-{%- if batch_column %}
-with latest as (
-    select distinct {% for c in columns %}l.{{ c }}{% if not loop.last %}, {% endif %}{% endfor %}
-    from {{ model }} as l
-    where l.{{ batch_column }} = (select max(b.{{ batch_column }}) from {{ model }} as b)
-)
-
-select {% for c in columns %}t.{{ c }}, {% endfor %}count(*) as n_rows
-from {{ model }} as t
-inner join latest as k
-    on {% for c in columns %}k.{{ c }} = t.{{ c }}{% if not loop.last %} and {% endif %}{% endfor %}
-group by {% for c in columns %}t.{{ c }}{% if not loop.last %}, {% endif %}{% endfor %}
-having count(*) > 1
-{%- else %}
-select {{ columns | join(', ') }}, count(*) as n_rows
-from {{ model }}
-group by {{ columns | join(', ') }}
-having count(*) > 1
-{%- endif %}
+{{ phasegate.duplicated_keys_sql(model, columns, batch_column) }}
 {% endtest %}
 
 {#- Uniqueness of an incrementally built key, checked where it can break: each key written in
@@ -28,18 +10,46 @@ having count(*) > 1
     two rows in one batch). Earlier batches passed this test when they were written, so the
     cost is one probe of the table instead of a full group-by over history. -#}
 {% test unique_in_latest_batch(model, column_name, batch_column) %}
-with latest as (
-    select l.{{ column_name }} as key_value
+{{ phasegate.duplicated_keys_sql(model, [column_name], batch_column) }}
+{% endtest %}
+
+{#- Duplicated `columns` combinations in `model`. With `batch_column`, an incremental run
+    probes only the keys its latest batch wrote; when the table holds one batch (a full
+    build) that probe would cost more than the plain group-by, so every row is grouped. -#}
+{% macro duplicated_keys_sql(model, columns, batch_column=none) %}
+{%- set t_cols = [] -%}
+{%- set on = [] -%}
+{%- for c in columns -%}
+    {%- do t_cols.append('t.' ~ c) -%}
+    {%- do on.append('k.' ~ c ~ ' = t.' ~ c) -%}
+{%- endfor -%}
+{%- if batch_column %}
+with batches as (
+    select min(b.{{ batch_column }}) as first_batch, max(b.{{ batch_column }}) as last_batch
+    from {{ model }} as b
+),
+
+latest as (
+    select distinct {% for c in columns %}l.{{ c }}{% if not loop.last %}, {% endif %}{% endfor %}
     from {{ model }} as l
-    where l.{{ batch_column }} = (select max(b.{{ batch_column }}) from {{ model }} as b)
+    cross join batches as bs
+    where bs.first_batch < bs.last_batch and l.{{ batch_column }} = bs.last_batch
 )
 
-select t.{{ column_name }}, count(*) as n_rows
+select {{ t_cols | join(', ') }}, count(*) as n_rows
 from {{ model }} as t
-where t.{{ column_name }} in (select key_value from latest)
-group by t.{{ column_name }}
+cross join batches as bs
+where bs.first_batch = bs.last_batch
+    or exists (select 1 from latest as k where {{ on | join(' and ') }})
+group by {{ t_cols | join(', ') }}
 having count(*) > 1
-{% endtest %}
+{%- else %}
+select {{ t_cols | join(', ') }}, count(*) as n_rows
+from {{ model }} as t
+group by {{ t_cols | join(', ') }}
+having count(*) > 1
+{%- endif %}
+{% endmacro %}
 
 {#- Fails (or warns, by its severity) with every row of the model: for reports whose rows are
     problems, such as phasegate__unvalidated_events. -#}
