@@ -252,7 +252,9 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
     # activity), then taken back to an earlier date, still equals a rebuild.
     for as_of in ("2026-12-20", "2026-11-22"):
         p.dbt("build", vars={"phasegate__as_of": as_of})
-        summary = {r: data_rows(p, r) for r in ("int_customer_activity_summarized", "phasegate__customer_signals")}
+        summary = {
+            r: data_rows(p, r) for r in ("int_customer_activity_summarized", "phasegate__customer_signals")
+        }
         p.dbt("build", "--full-refresh", "--exclude", "resource_type:seed", vars={"phasegate__as_of": as_of})
         for relation, rows in summary.items():
             assert data_rows(p, relation) == rows, (as_of, relation)
@@ -279,14 +281,18 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
 
     # The uniqueness tests of incremental keys catch a duplicate in a one-batch (full) build,
     # and in the latest batch of an incremental one.
-    [(days,)] = query(p, "select count(*) from int_customer_days_aggregated where customer_id = 'c_active'")
-    execute(p, "insert into int_customer_days_aggregated select * from int_customer_days_aggregated where customer_id = 'c_active'")
+    active_days = "from int_customer_days_aggregated where customer_id = 'c_active'"
+    [(days,)] = query(p, f"select count(*) {active_days}")
+    execute(p, f"insert into int_customer_days_aggregated select * {active_days}")
     out = p.dbt("test", "--select", "int_customer_days_aggregated", expect_ok=False)
-    assert out.returncode != 0 and f"FAIL {days} phasegate_unique_combination_int_customer_days" in out.stdout, out.stdout[-3000:]
+    assert out.returncode != 0, out.stdout[-3000:]
+    assert f"FAIL {days} phasegate_unique_combination_int_customer_days" in out.stdout, out.stdout[-3000:]
+    e01 = "from int_events_validated where event_row_id = 'e01'"
     execute(p, "update int_events_validated set validated_batch = 2 where event_row_id = 'e01'")
-    execute(p, "insert into int_events_validated select * from int_events_validated where event_row_id = 'e01'")
+    execute(p, f"insert into int_events_validated select * {e01}")
     out = p.dbt("test", "--select", "int_events_validated", expect_ok=False)
-    assert out.returncode != 0 and "FAIL 1 phasegate_unique_in_latest_batch_int_events" in out.stdout, out.stdout[-3000:]
+    assert out.returncode != 0, out.stdout[-3000:]
+    assert "FAIL 1 phasegate_unique_in_latest_batch_int_events" in out.stdout, out.stdout[-3000:]
 
 
 SEGMENT_VARS = {
