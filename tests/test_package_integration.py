@@ -289,10 +289,25 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
     assert f"FAIL {days} phasegate_unique_combination_int_customer_days" in out.stdout, out.stdout[-3000:]
     e01 = "from int_events_validated where event_row_id = 'e01'"
     execute(p, "update int_events_validated set validated_batch = 2 where event_row_id = 'e01'")
-    execute(p, f"insert into int_events_validated select * {e01}")
+    execute(p, f"insert into int_events_validated select * {e01}")  # twice in the latest batch
+    # ... and a key of an earlier batch written again by the latest one.
+    cols = [
+        c
+        for (c,) in query(
+            p,
+            "select column_name from information_schema.columns "
+            "where table_name = 'int_events_validated' and table_schema = current_schema() "
+            "order by ordinal_position",
+        )
+    ]
+    e02 = ", ".join("2" if c == "validated_batch" else c for c in cols)
+    execute(
+        p,
+        f"insert into int_events_validated select {e02} from int_events_validated where event_row_id = 'e02'",
+    )
     out = p.dbt("test", "--select", "int_events_validated", expect_ok=False)
     assert out.returncode != 0, out.stdout[-3000:]
-    assert "FAIL 1 phasegate_unique_in_latest_batch_int_events" in out.stdout, out.stdout[-3000:]
+    assert "FAIL 2 phasegate_unique_in_latest_batch_int_events" in out.stdout, out.stdout[-3000:]
 
 
 SEGMENT_VARS = {

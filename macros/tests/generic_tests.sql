@@ -13,9 +13,11 @@
 {{ phasegate.duplicated_keys_sql(model, [column_name], batch_column) }}
 {% endtest %}
 
-{#- Duplicated `columns` combinations in `model`. With `batch_column`, an incremental run
-    probes only the keys its latest batch wrote; when the table holds one batch (a full
-    build) that probe would cost more than the plain group-by, so every row is grouped. -#}
+{#- Duplicated `columns` combinations in `model`. With `batch_column`, only keys the latest
+    batch wrote are checked: duplicates within that batch (a group-by over its rows alone),
+    and its keys that also occur in an earlier batch (a join probing the table with them).
+    On a one-batch table (a full build) the first part is the plain group-by and the second
+    has nothing to probe with. -#}
 {% macro duplicated_keys_sql(model, columns, batch_column=none) %}
 {%- set t_cols = [] -%}
 {%- set on = [] -%}
@@ -25,24 +27,37 @@
 {%- endfor -%}
 {%- if batch_column %}
 with batches as (
-    select min(b.{{ batch_column }}) as first_batch, max(b.{{ batch_column }}) as last_batch
+    select max(b.{{ batch_column }}) as last_batch
     from {{ model }} as b
 ),
 
 latest as (
-    select distinct {% for c in columns %}l.{{ c }}{% if not loop.last %}, {% endif %}{% endfor %}
+    select l.*
     from {{ model }} as l
-    cross join batches as bs
-    where bs.first_batch < bs.last_batch and l.{{ batch_column }} = bs.last_batch
+    inner join batches as bs on l.{{ batch_column }} = bs.last_batch
+),
+
+within_batch as (
+    select {{ t_cols | join(', ') }}, count(*) as n_rows
+    from latest as t
+    group by {{ t_cols | join(', ') }}
+    having count(*) > 1
+),
+
+across_batches as (
+    select {{ t_cols | join(', ') }}, count(*) + 1 as n_rows
+    from {{ model }} as t
+    inner join batches as bs on t.{{ batch_column }} < bs.last_batch
+    inner join (
+        select distinct {% for c in columns %}x.{{ c }}{% if not loop.last %}, {% endif %}{% endfor %}
+        from latest as x
+    ) as k on {{ on | join(' and ') }}
+    group by {{ t_cols | join(', ') }}
 )
 
-select {{ t_cols | join(', ') }}, count(*) as n_rows
-from {{ model }} as t
-cross join batches as bs
-where bs.first_batch = bs.last_batch
-    or exists (select 1 from latest as k where {{ on | join(' and ') }})
-group by {{ t_cols | join(', ') }}
-having count(*) > 1
+select * from within_batch
+union all
+select * from across_batches
 {%- else %}
 select {{ t_cols | join(', ') }}, count(*) as n_rows
 from {{ model }} as t
