@@ -148,40 +148,18 @@ def integration_project(tmp_path, warehouse_kind):
         )
 
 
-def query(project: DbtProject, sql: str) -> list[tuple]:
-    """Run SQL against the project's warehouse; unqualified names resolve to its schema."""
+def _run_sql(project: DbtProject, sql: str, *, write: bool) -> list[tuple]:
+    """Run one statement against the project's warehouse (unqualified names resolve to its
+    schema); a write is committed, a read returns its rows."""
     if project.env["PHASEGATE_TARGET"] == "duckdb":
         import duckdb
 
-        con = duckdb.connect(project.env["PHASEGATE_DUCKDB_PATH"], read_only=True)
+        con = duckdb.connect(project.env["PHASEGATE_DUCKDB_PATH"], read_only=not write)
         try:
-            return con.execute(sql).fetchall()
+            cur = con.execute(sql)
+            return [] if write else cur.fetchall()
         finally:
             con.close()
-    import psycopg2
-
-    e = project.env
-    conn = psycopg2.connect(host=e["PGHOST"], port=int(e["PGPORT"]), user=e["PGUSER"], dbname=e["PGDATABASE"])
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'set search_path to "{e["PHASEGATE_PG_SCHEMA"]}"')
-            cur.execute(sql)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
-def execute(project: DbtProject, sql: str) -> None:
-    """Run a writing statement against the project's warehouse (to inject a fault)."""
-    if project.env["PHASEGATE_TARGET"] == "duckdb":
-        import duckdb
-
-        con = duckdb.connect(project.env["PHASEGATE_DUCKDB_PATH"])
-        try:
-            con.execute(sql)
-        finally:
-            con.close()
-        return
     import psycopg2
 
     e = project.env
@@ -190,5 +168,16 @@ def execute(project: DbtProject, sql: str) -> None:
         with conn, conn.cursor() as cur:
             cur.execute(f'set search_path to "{e["PHASEGATE_PG_SCHEMA"]}"')
             cur.execute(sql)
+            return [] if write else cur.fetchall()
     finally:
         conn.close()
+
+
+def query(project: DbtProject, sql: str) -> list[tuple]:
+    """Rows of a query against the project's warehouse."""
+    return _run_sql(project, sql, write=False)
+
+
+def execute(project: DbtProject, sql: str) -> None:
+    """Run a writing statement against the project's warehouse (to inject a fault)."""
+    _run_sql(project, sql, write=True)

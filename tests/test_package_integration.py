@@ -175,8 +175,8 @@ BOOKKEEPING = {
 }
 
 
-def data_rows(project, relation: str) -> list[tuple]:
-    cols = [
+def columns_of(project, relation: str) -> list[str]:
+    return [
         c
         for (c,) in query(
             project,
@@ -184,8 +184,11 @@ def data_rows(project, relation: str) -> list[tuple]:
             f"where table_name = '{relation}' and table_schema = current_schema() "
             "order by ordinal_position",
         )
-        if c not in BOOKKEEPING
     ]
+
+
+def data_rows(project, relation: str) -> list[tuple]:
+    cols = [c for c in columns_of(project, relation) if c not in BOOKKEEPING]
     return sorted(query(project, f"select {', '.join(cols)} from {relation}"), key=repr)
 
 
@@ -291,15 +294,7 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
     execute(p, "update int_events_validated set validated_batch = 2 where event_row_id = 'e01'")
     execute(p, f"insert into int_events_validated select * {e01}")  # twice in the latest batch
     # ... and a key of an earlier batch written again by the latest one.
-    cols = [
-        c
-        for (c,) in query(
-            p,
-            "select column_name from information_schema.columns "
-            "where table_name = 'int_events_validated' and table_schema = current_schema() "
-            "order by ordinal_position",
-        )
-    ]
+    cols = columns_of(p, "int_events_validated")
     e02 = ", ".join("2" if c == "validated_batch" else c for c in cols)
     execute(
         p,

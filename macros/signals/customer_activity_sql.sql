@@ -21,10 +21,9 @@
 {#- The stored type of a signal's summary column, the same on every run (an incremental
     run's arithmetic must not widen it): amounts are numeric, counts bigint. -#}
 {% macro activity_column_type(signal) %}
-  {%- set cols = signal.column if signal.column is not string else [signal.column] -%}
   {%- if signal.kind in ('days_since_last', 'days_since_first') -%}
     {%- do return('date') -%}
-  {%- elif signal.kind == 'sum' and 'order_amount' in cols -%}
+  {%- elif signal.kind == 'sum' and 'order_amount' in phasegate.signal_column_list(signal) -%}
     {%- do return(dbt.type_numeric()) -%}
   {%- endif -%}
   {%- do return(dbt.type_bigint()) -%}
@@ -35,38 +34,36 @@
 {% macro activity_signals_fingerprint() %}
   {%- set parts = [] -%}
   {%- for s in phasegate.activity_signals() -%}
-    {%- set cols = s.column if s.column is not string else [s.column] -%}
-    {%- do parts.append([s.name, s.kind, cols | join('+'), s.get('days', ''), s.get('offset_days', 0)] | join(':')) -%}
+    {%- do parts.append([s.name, s.kind, phasegate.signal_column_list(s) | join('+'), s.get('days', ''),
+        s.get('offset_days', 0)] | join(':')) -%}
   {%- endfor -%}
   {%- do return("'" ~ (parts | join(';')) ~ "'") -%}
 {% endmacro %}
 
-{#- Whether `date_col` lies in a signal's window as of `anchor`: a date (compiled to literal
-    bounds), a SQL date expression, or a mapping {as_of: <SQL date>, bounds: <alias>} whose
-    relation holds the bounds precomputed by window_bound_columns. Signals without `days`
-    cover everything up to the anchor. -#}
-{% macro signal_in_window(signal, date_col, anchor) %}
+{#- A windowed signal's window as [days back to its first day, days back to its last day],
+    counted from the as-of date. -#}
+{% macro window_days_back(signal) %}
   {%- set offset = signal.get('offset_days', 0) | int -%}
+  {%- do return([offset + (signal.days | int) - 1, offset]) -%}
+{% endmacro %}
+
+{#- Whether `date_col` lies in a signal's window as of `anchor`: a date (compiled to literal
+    bounds), or a mapping {as_of: <SQL date>, bounds: <alias>} whose relation holds the
+    bounds precomputed by window_bound_columns. Signals without `days` cover everything up
+    to the anchor. -#}
+{% macro signal_in_window(signal, date_col, anchor) %}
   {%- if anchor is mapping -%}
     {%- if not signal.get('days') -%}
       {{- date_col ~ ' <= ' ~ anchor.as_of -}}
     {%- else -%}
       {{- date_col ~ ' between ' ~ anchor.bounds ~ '.' ~ signal.name ~ '__from and ' ~ anchor.bounds ~ '.' ~ signal.name ~ '__to' -}}
     {%- endif -%}
-  {%- elif anchor is string -%}
-    {%- if not signal.get('days') -%}
-      {{- date_col ~ ' <= ' ~ anchor -}}
-    {%- else -%}
-      {%- set start = 'cast(' ~ dbt.dateadd('day', -1 * (offset + (signal.days | int) - 1), anchor) ~ ' as date)' -%}
-      {%- set stop = 'cast(' ~ dbt.dateadd('day', -1 * offset, anchor) ~ ' as date)' -%}
-      {{- date_col ~ ' between ' ~ start ~ ' and ' ~ stop -}}
-    {%- endif -%}
   {%- elif not signal.get('days') -%}
     {{- date_col ~ ' <= ' ~ phasegate.date_literal(anchor) -}}
   {%- else -%}
-    {%- set window_end = phasegate.days_before(anchor, offset) -%}
-    {%- set window_start = phasegate.days_before(window_end, (signal.days | int) - 1) -%}
-    {{- date_col ~ ' between ' ~ phasegate.date_literal(window_start) ~ ' and ' ~ phasegate.date_literal(window_end) -}}
+    {%- set back = phasegate.window_days_back(signal) -%}
+    {{- date_col ~ ' between ' ~ phasegate.date_literal(phasegate.days_before(anchor, back[0]))
+        ~ ' and ' ~ phasegate.date_literal(phasegate.days_before(anchor, back[1])) -}}
   {%- endif -%}
 {% endmacro %}
 
@@ -114,7 +111,7 @@ group by {{ key }}
 {% endmacro %}
 
 {#- The change in each summary column for rows of `alias` moving from "as of `previous`" (a
-    SQL date expression) to "as of `as_of`": window sums gain the rows entering their window
+    mapping as in signal_in_window) to "as of `as_of`": window sums gain the rows entering their window
     and lose those leaving it; last/first dates see the rows after `previous`. Only valid for
     customers whose daily rows did not change in between. -#}
 {% macro activity_delta(signal, as_of, previous, alias) %}
@@ -128,16 +125,16 @@ group by {{ key }}
     {#- The type of count(distinct): a stored column must not change type between runs. #}
     cast(sum((case when {{ now_in }} and {{ value }} > 0 then 1 else 0 end) - (case when {{ was_in }} and {{ value }} > 0 then 1 else 0 end)) as {{ dbt.type_bigint() }})
   {%- elif signal.kind == 'days_since_last' -%}
-    max(case when {{ value }} > 0 and {{ date_col }} > {{ previous.as_of if previous is mapping else previous }} then {{ date_col }} end)
+    max(case when {{ value }} > 0 and {{ date_col }} > {{ previous.as_of }} then {{ date_col }} end)
   {%- elif signal.kind == 'days_since_first' -%}
-    min(case when {{ value }} > 0 and {{ date_col }} > {{ previous.as_of if previous is mapping else previous }} then {{ date_col }} end)
+    min(case when {{ value }} > 0 and {{ date_col }} > {{ previous.as_of }} then {{ date_col }} end)
   {%- endif -%}
 {% endmacro %}
 
 {#- Whether a daily row can change any summary column between `previous` and `as_of`. -#}
 {% macro activity_row_moves(as_of, previous, alias) %}
   {%- set date_col = alias ~ '.activity_date' -%}
-  {%- set parts = ['(' ~ date_col ~ ' > ' ~ (previous.as_of if previous is mapping else previous) ~ ')'] -%}
+  {%- set parts = ['(' ~ date_col ~ ' > ' ~ previous.as_of ~ ')'] -%}
   {%- for s in phasegate.activity_signals() if s.get('days') -%}
     {%- do parts.append('((' ~ phasegate.signal_in_window(s, date_col, as_of) ~ ') <> ('
         ~ phasegate.signal_in_window(s, date_col, previous) ~ '))') -%}
@@ -150,8 +147,8 @@ group by {{ key }}
     computing dates per row. -#}
 {% macro window_bound_columns(anchor) %}
   {%- for s in phasegate.activity_signals() if s.get('days') -%}
-    {%- set offset = s.get('offset_days', 0) | int -%},
-    cast({{ dbt.dateadd('day', -1 * (offset + (s.days | int) - 1), anchor) }} as date) as {{ s.name }}__from,
-    cast({{ dbt.dateadd('day', -1 * offset, anchor) }} as date) as {{ s.name }}__to
+    {%- set back = phasegate.window_days_back(s) -%},
+    cast({{ dbt.dateadd('day', -1 * back[0], anchor) }} as date) as {{ s.name }}__from,
+    cast({{ dbt.dateadd('day', -1 * back[1], anchor) }} as date) as {{ s.name }}__to
   {%- endfor -%}
 {% endmacro %}

@@ -113,10 +113,14 @@ from {{ ns.prev }}
 {% endmacro %}
 
 
+{#- A signal's daily column(s) as a list (`column` may be one name or a list). -#}
+{% macro signal_column_list(signal) %}
+  {%- do return([signal.column] if signal.column is string else signal.column) -%}
+{% endmacro %}
+
 {% macro signal_columns_expr(signal, alias) %}
-  {%- set cols = signal.column if signal.column is not string else [signal.column] -%}
   {%- set parts = [] -%}
-  {%- for c in cols %}{% do parts.append('coalesce(' ~ alias ~ '.' ~ c ~ ', 0)') %}{% endfor -%}
+  {%- for c in phasegate.signal_column_list(signal) %}{% do parts.append('coalesce(' ~ alias ~ '.' ~ c ~ ', 0)') %}{% endfor -%}
   {{- '(' ~ (parts | join(' + ')) ~ ')' -}}
 {% endmacro %}
 

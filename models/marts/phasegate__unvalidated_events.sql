@@ -2,8 +2,8 @@
     end of the as-of day but absent from int_events_validated, because a loader landed them
     with a received_at older than the lookback behind the latest stored one (a replay). They
     are counted here, and the build warns, so none is lost silently; a `--full-refresh` of
-    int_events_validated and int_event_identity_links_collected picks them up. Only events received in the last
-    phasegate__unvalidated_events_horizon_days are looked at: an anti-join over all history
+    int_events_validated and int_event_identity_links_collected picks them up. Only events
+    received in the last phasegate__unvalidated_events_horizon_days are looked at: an anti-join over all history
     cost 40 s of a 1M-customer incremental day. Stored copies are looked up from a day before
     the horizon, so a duplicate redelivered more than a day after its original, across the
     horizon's start, can show here too. -#}
