@@ -25,3 +25,9 @@
   {%- set next_day = d + modules.datetime.timedelta(days=1) -%}
   {%- do return("cast('" ~ next_day.isoformat() ~ " 00:00:00' as " ~ dbt.type_timestamp() ~ ")") -%}
 {% endmacro %}
+
+{#- A timestamp before any data: the watermark of an empty incremental table, so a range
+    condition needs no `or ... is null` (which keeps DuckDB from pushing it into the scan). -#}
+{% macro timestamp_floor() %}
+  {%- do return("cast('1900-01-01 00:00:00' as " ~ dbt.type_timestamp() ~ ")") -%}
+{% endmacro %}

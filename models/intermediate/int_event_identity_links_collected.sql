@@ -16,7 +16,11 @@
 with
 {%- if is_incremental() %}
 watermark as (
-    select {{ dbt.dateadd('day', -1 * phasegate.lookback_days(), 'max(t.observed_at)') }} as received_from
+    select
+        coalesce(
+            {{ dbt.dateadd('day', -1 * phasegate.lookback_days(), 'max(t.observed_at)') }},
+            {{ phasegate.timestamp_floor() }}
+        ) as received_from
     from {{ this }} as t
 ),
 {%- endif %}
@@ -30,7 +34,8 @@ events as (
     where e.user_id is not null
         and e.anonymous_id is not null
     {%- if is_incremental() %}
-        and (w.received_from is null or e.received_at >= w.received_from)
+        {#- No `or`: a plain range lets DuckDB read only the window's rows. #}
+        and e.received_at >= w.received_from
     {%- endif %}
 )
 

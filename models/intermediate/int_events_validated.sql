@@ -37,11 +37,35 @@ with
 {%- if is_incremental() %}
 watermark as (
     select
-        {{ dbt.dateadd('day', -1 * phasegate.lookback_days(), 'max(t.received_at)') }} as received_from,
+        coalesce(
+            {{ dbt.dateadd('day', -1 * phasegate.lookback_days(), 'max(t.received_at)') }},
+            {{ phasegate.timestamp_floor() }}
+        ) as received_from,
         coalesce(max(t.validated_batch), 0) + 1 as batch
     from {{ this }} as t
 ),
 {%- endif %}
+
+{#- Two plain range conditions, no `or`: DuckDB then pushes the watermark into the scan and
+    reads only the window's rows (an `or ... is null` made it read every column of every
+    event, ~15 s of CPU a day at 1M customers). A row without received_at cannot be placed
+    against the watermark, so every run re-reads it (it is quarantined, and cheap: the key is
+    its content). #}
+arrived_rows as (
+    select e.*
+    from {{ ref('int_events_unioned') }} as e
+    {%- if is_incremental() %}
+    cross join watermark as w
+    {%- endif %}
+    where e.received_at < {{ eod }}
+    {%- if is_incremental() %}
+        and e.received_at >= w.received_from
+    {%- endif %}
+    union all
+    select e.*
+    from {{ ref('int_events_unioned') }} as e
+    where e.received_at is null
+),
 
 arrived as (
     select
@@ -50,19 +74,25 @@ arrived as (
         {#- Only id-less rows need a content key; hashing every row would cost more than the
             rest of the validation. #}
         case when e.event_id is null then {{ phasegate.surrogate_key(qualified_raw) }} end as row_hash
-    from {{ ref('int_events_unioned') }} as e
-    {%- if is_incremental() %}
-    cross join watermark as w
-    {%- endif %}
-    {#- A row without received_at cannot be placed against the watermark, so every run
-        re-reads it (it is quarantined, and cheap: the key is its content). #}
-    where (e.received_at < {{ eod }} or e.received_at is null)
-    {%- if is_incremental() %}
-        and (w.received_from is null or e.received_at >= w.received_from or e.received_at is null)
-    {%- endif %}
+    from arrived_rows as e
+),
+
+{#- Only keys that arrive more than once need ranking. Sorting every event by its key to rank
+    copies cost a third of a 1M-customer full build; grouping the keys and ranking the few
+    repeated ones took 135 s where the window over all took 185 s. #}
+repeated_keys as (
+    select coalesce(a.event_id, a.row_hash) as copy_key
+    from arrived as a
+    group by coalesce(a.event_id, a.row_hash)
+    having count(*) > 1
 ),
 
 numbered as (
+    select a.*, 1 as copy_rank
+    from arrived as a
+    left join repeated_keys as k on k.copy_key = coalesce(a.event_id, a.row_hash)
+    where k.copy_key is null
+    union all
     select
         a.*,
         row_number() over (
@@ -70,6 +100,7 @@ numbered as (
             order by a.received_at, a.occurred_at, a.event_type, a.row_hash
         ) as copy_rank
     from arrived as a
+    inner join repeated_keys as k on k.copy_key = coalesce(a.event_id, a.row_hash)
 ),
 
 fresh as (
