@@ -32,6 +32,7 @@
 {%- set kept_columns = ['event_id', 'occurred_at', 'received_at', 'user_id', 'anonymous_id',
     'event_type', 'channel', 'amount'] -%}
 {%- set stored_columns = kept_columns[1:] -%}
+{%- set prior_columns = ['event_row_id', 'customer_id', 'quarantine_reason'] + stored_columns -%}
 
 with
 {%- if is_incremental() %}
@@ -119,6 +120,30 @@ fresh as (
 
 {%- if is_incremental() %}
 
+{#- Stored rows a fresh row can replace: those inside the window (and those without
+    received_at, re-read every run). Only these are read with all their columns. #}
+stored_in_window as (
+    select {% for c in prior_columns %}t.{{ c }}{% if not loop.last %}, {% endif %}{% endfor %}
+    from {{ this }} as t
+    cross join watermark as w
+    where t.received_at >= w.received_from
+    union all
+    select {% for c in prior_columns %}t.{{ c }}{% if not loop.last %}, {% endif %}{% endfor %}
+    from {{ this }} as t
+    where t.received_at is null
+),
+
+{#- Keys stored before the window: a fresh copy of one of these lost to it and is dropped.
+    Only the key is read here. Probing all 77 M stored rows with every column (1M customers)
+    read every row group, since the matches are spread over all of them: 65 s, against 17 s
+    for this split. #}
+stored_before_window as (
+    select t.event_row_id
+    from {{ this }} as t
+    cross join watermark as w
+    where t.received_at < w.received_from
+),
+
 {#- What each fresh row replaces, if anything. A copy received before the window lost to the
     stored one, which stays as it is. #}
 fresh_against_stored as (
@@ -131,9 +156,9 @@ fresh_against_stored as (
         t.{{ c }} as prior_{{ c }}
         {%- endfor %}
     from fresh as f
-    cross join watermark as w
-    left join {{ this }} as t on t.event_row_id = f.event_row_id
-    where f.event_id is null or t.received_at is null or t.received_at >= w.received_from
+    left join stored_in_window as t on t.event_row_id = f.event_row_id
+    left join stored_before_window as b on b.event_row_id = f.event_row_id
+    where f.event_id is null or b.event_row_id is null
 ),
 
 re_resolved as (
