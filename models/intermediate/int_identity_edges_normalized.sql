@@ -38,18 +38,42 @@ with_country as (
         end
 ),
 
-normalized as (
+{#- Phone digits, then the E.164 candidate, each computed once per row in its own select
+    (normalize_phone inlined recomputes them several times per phone). #}
+phone_digits as (
     select
-        w.type_a,
-        w.raw_a,
-        {{ phasegate.normalize_identifier('w.type_a', 'w.raw_a', 'cc.calling_code', 'cc.trunk_prefix') }} as value_a,
-        w.type_b,
-        w.raw_b,
-        {{ phasegate.normalize_identifier('w.type_b', 'w.raw_b', 'cc.calling_code', 'cc.trunk_prefix') }} as value_b,
-        w.observed_at,
-        w.link_source
+        w.*,
+        cc.calling_code,
+        cc.trunk_prefix,
+        case when w.type_a = 'phone' then {{ phasegate.digits_only('w.raw_a') }} end as digits_a,
+        case when w.type_b = 'phone' then {{ phasegate.digits_only('w.raw_b') }} end as digits_b
     from with_country as w
     left join {{ ref('phasegate__country_calling_codes') }} as cc on cc.country = w.country
+),
+
+phone_candidates as (
+    select
+        d.*,
+        case when d.type_a = 'phone' then
+            {{ phasegate.phone_e164_candidate('d.raw_a', 'd.digits_a', 'd.calling_code', 'd.trunk_prefix') }}
+        end as phone_a,
+        case when d.type_b = 'phone' then
+            {{ phasegate.phone_e164_candidate('d.raw_b', 'd.digits_b', 'd.calling_code', 'd.trunk_prefix') }}
+        end as phone_b
+    from phone_digits as d
+),
+
+normalized as (
+    select
+        p.type_a,
+        p.raw_a,
+        {{ phasegate.normalize_identifier('p.type_a', 'p.raw_a', none, none, phone_candidate='p.phone_a') }} as value_a,
+        p.type_b,
+        p.raw_b,
+        {{ phasegate.normalize_identifier('p.type_b', 'p.raw_b', none, none, phone_candidate='p.phone_b') }} as value_b,
+        p.observed_at,
+        p.link_source
+    from phone_candidates as p
 ),
 
 side_reasons as (
