@@ -23,8 +23,12 @@ read_through as (
     from {{ this }} as t
 ),
 
-events_rebuilt as (
-    select max(v.validated_batch) < max(r.last_batch) as rebuilt
+{#- The first batch to read, as one plain bound: DuckDB pushes `batch > bound` into the scan
+    and skips the row groups of older batches. Written as `batch > last or rebuilt`, it read
+    the customer and day of all 77 M validated events every run (1M customers: 10.7 CPU-s). #}
+read_from as (
+    select
+        case when max(v.validated_batch) < max(r.last_batch) then 0 else max(r.last_batch) end as after_batch
     from {{ ref('int_events_validated') }} as v
     cross join read_through as r
 ),
@@ -32,10 +36,9 @@ events_rebuilt as (
 touched as (
     select v.customer_id, cast(v.occurred_at as date) as activity_date
     from {{ ref('int_events_validated') }} as v
-    cross join read_through as r
-    cross join events_rebuilt as b
+    cross join read_from as f
     where v.customer_id is not null and v.occurred_at is not null
-        and (v.validated_batch > r.last_batch or b.rebuilt)
+        and v.validated_batch > f.after_batch
     union
     select v.previous_customer_id, v.previous_activity_date
     from {{ ref('int_events_validated') }} as v
