@@ -68,14 +68,19 @@
   end
 {%- endmacro %}
 
-{#- Why one side of an identity link cannot be used, or null when it can. -#}
+{#- Why one side of an identity link cannot be used, or null when it can. `value_column` is
+    the normalize_identifier of `raw_column`. A value is blocklisted if it or its trimmed raw
+    form is listed (case-insensitively). For every type but phone a non-null normalized value
+    lowercased is the trimmed raw value lowercased, so the raw form is looked up for phones
+    only: looking it up for every link cost 2.5 s of the 1M-customer identity edges. -#}
 {% macro identifier_problem(type_column, raw_column, value_column, blocklist) -%}
   case
     when {{ type_column }} not in ('user_id', 'anonymous_id', 'email', 'phone', 'device_id')
       then 'unknown_identifier_type'
     when {{ value_column }} is null then 'invalid_format'
     when lower({{ value_column }}) in ({{ phasegate.quoted_list(blocklist) }})
-      or lower(trim({{ raw_column }})) in ({{ phasegate.quoted_list(blocklist) }})
+      or (case when {{ type_column }} = 'phone' then lower(trim({{ raw_column }})) end)
+        in ({{ phasegate.quoted_list(blocklist) }})
       then 'blocklisted'
   end
 {%- endmacro %}

@@ -15,21 +15,9 @@ with usable_links as (
     where drop_reason is null
 ),
 
-directed as (
-    select type_a as from_type, value_a as from_value, type_b as to_type, value_b as to_value, observed_at
-    from usable_links
-    union all
-    select type_b, value_b, type_a, value_a, observed_at
-    from usable_links
-),
-
 {#- Each link once per direction, with its latest observation: the hub count and the search
-    both read this, so the links are grouped once. -#}
-linked as (
-    select from_type, from_value, to_type, to_value, max(observed_at) as observed_at
-    from directed
-    group by from_type, from_value, to_type, to_value
-),
+    both read this. -#}
+{{ phasegate.identity_links_both_ways_ctes('usable_links', 'linked') }},
 
 hubs as (
     select from_type as identifier_type, from_value as identifier_value

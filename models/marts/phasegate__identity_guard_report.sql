@@ -22,11 +22,16 @@ dropped_links as (
     where reason_b is not null
 ),
 
+usable_links as (
+    select type_a, value_a, type_b, value_b, observed_at from links where drop_reason is null
+),
+
 {#- Each usable link once per direction. -#}
+{{ phasegate.identity_links_both_ways_ctes('usable_links', 'linked') }},
+
 usable as (
-    select type_a, value_a, type_b, value_b from links where drop_reason is null
-    union
-    select type_b, value_b, type_a, value_a from links where drop_reason is null
+    select from_type as type_a, from_value as value_a, to_type as type_b, to_value as value_b
+    from linked
 ),
 
 link_counts as (
