@@ -304,6 +304,15 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
     assert out.returncode != 0, out.stdout[-3000:]
     assert "FAIL 2 phasegate_unique_in_latest_batch_int_events" in out.stdout, out.stdout[-3000:]
 
+    # A quarantine table built before it was incremental (no validated_batch) stops the run
+    # with the command that rebuilds it, rather than a failed query; that command works.
+    execute(p, "alter table phasegate__quarantined_events drop column validated_batch")
+    out = p.dbt("run", "--select", "phasegate__quarantined_events", expect_ok=False)
+    assert out.returncode != 0, out.stdout[-3000:]
+    assert "dbt build --full-refresh --select phasegate__quarantined_events" in out.stdout, out.stdout[-3000:]
+    p.dbt("run", "--full-refresh", "--select", "phasegate__quarantined_events")
+    assert "validated_batch" in columns_of(p, "phasegate__quarantined_events")
+
 
 SEGMENT_VARS = {
     "phasegate__using_generic_source": False,
