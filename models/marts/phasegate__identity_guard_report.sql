@@ -28,27 +28,22 @@ usable_links as (
 {#- Each usable link once per direction. -#}
 {{ phasegate.identity_links_both_ways_ctes('usable_links', 'linked') }},
 
-usable as (
-    select from_type as type_a, from_value as value_a, to_type as type_b, to_value as value_b
-    from linked
-),
-
 {#- Per identifier, in one aggregate: its usable links, and the least and greatest customer
     its neighbours map to. Only identifiers whose neighbours map to two or more customers
     are counted exactly below: a separate link count and a `count(distinct)` over every
     identifier cost ~6 s of the 1M-customer report. #}
 neighbours as (
     select
-        u.type_a as identifier_type,
-        u.value_a as identifier_value,
+        l.from_type as identifier_type,
+        l.from_value as identifier_value,
         count(*) as links,
         min(s.customer_id) as least_customer,
         max(s.customer_id) as greatest_customer
-    from usable as u
+    from linked as l
     left join stitched as s
-        on s.identifier_type = u.type_b and s.identifier_value = u.value_b and s.within_limit
-    where u.type_a <> 'user_id'
-    group by u.type_a, u.value_a
+        on s.identifier_type = l.to_type and s.identifier_value = l.to_value and s.within_limit
+    where l.from_type <> 'user_id'
+    group by l.from_type, l.from_value
 ),
 
 hubs as (
@@ -68,9 +63,9 @@ shared as (
 touching as (
     select sh.identifier_type, sh.identifier_value, count(distinct s.customer_id) as customers
     from shared as sh
-    inner join usable as u on u.type_a = sh.identifier_type and u.value_a = sh.identifier_value
+    inner join linked as l on l.from_type = sh.identifier_type and l.from_value = sh.identifier_value
     inner join stitched as s
-        on s.identifier_type = u.type_b and s.identifier_value = u.value_b and s.within_limit
+        on s.identifier_type = l.to_type and s.identifier_value = l.to_value and s.within_limit
     group by sh.identifier_type, sh.identifier_value
 ),
 

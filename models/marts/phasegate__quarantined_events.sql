@@ -30,18 +30,7 @@
 {%- endif %}
 with
 {%- if is_incremental() %}
-read_through as (
-    select coalesce(max(t.validated_batch), 0) as last_batch
-    from {{ this }} as t
-),
-
-{#- One plain bound, so the scan skips older batches' row groups. #}
-read_from as (
-    select
-        case when max(v.validated_batch) < max(r.last_batch) then 0 else max(r.last_batch) end as after_batch
-    from {{ validated }} as v
-    cross join read_through as r
-),
+{{ phasegate.validated_batch_bounds_ctes(this, validated, 'validated_batch') }},
 
 changed as (
     select v.*
