@@ -187,6 +187,15 @@ def columns_of(project, relation: str) -> list[str]:
     ]
 
 
+def column_type(project, relation: str, column: str) -> str:
+    [(data_type,)] = query(
+        project,
+        "select data_type from information_schema.columns "
+        f"where table_name = '{relation}' and column_name = '{column}' and table_schema = current_schema()",
+    )
+    return data_type.lower()
+
+
 def data_rows(project, relation: str) -> list[tuple]:
     cols = [c for c in columns_of(project, relation) if c not in BOOKKEEPING]
     return sorted(query(project, f"select {', '.join(cols)} from {relation}"), key=repr)
@@ -282,6 +291,50 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
     assert query(p, "select customer_id from int_events_validated where event_row_id = 'e33'") == [("c_new",)]
     assert not query(p, "select * from phasegate__unvalidated_events")
 
+    # Tables from before batch numbers were epoch milliseconds: 32-bit columns, batch 1. The
+    # pre-hooks widen them in place; the events table's first, in an incremental run of its own.
+    batch_columns = {
+        "int_events_validated": "validated_batch",
+        "int_customer_days_aggregated": "events_batch",
+        "phasegate__quarantined_events": "validated_batch",
+        "int_customer_activity_summarized": "events_batch",
+    }
+    for relation, column in batch_columns.items():
+        execute(p, f"update {relation} set {column} = 1")
+        execute(p, f"alter table {relation} alter column {column} type integer")
+    assert {column_type(p, r, c) for r, c in batch_columns.items()} == {"integer"}
+    p.dbt("run", "--select", "int_events_validated", vars={"phasegate__as_of": "2026-11-22"})
+    assert column_type(p, "int_events_validated", "validated_batch") == "bigint"
+
+    # Rebuilding the events table alone (say, after events were deleted at the source) is
+    # noticed by the incremental models reading it: its batch numbers keep growing, so every
+    # batch left is above those they read. They re-read it and drop what it no longer has.
+    events.write_text(
+        "".join(
+            line for line in events.read_text().splitlines(keepends=True) if line[:4] not in ("e32,", "e10,")
+        )
+    )
+    p.dbt("seed")
+    p.dbt(
+        "run", "--full-refresh", "--select", "int_events_validated", vars={"phasegate__as_of": "2026-11-22"}
+    )
+    p.dbt("build", vars={"phasegate__as_of": "2026-11-22"})
+    downstream = (
+        "int_customer_days_aggregated",
+        "phasegate__quarantined_events",
+        "int_customer_activity_summarized",
+    )
+    assert {column_type(p, r, c) for r, c in batch_columns.items()} == {"bigint"}
+    after_rebuild = {r: data_rows(p, r) for r in downstream}
+    days = {(r[0], str(r[1])) for r in after_rebuild["int_customer_days_aggregated"]}
+    assert ("c_at_risk", "2026-11-01") not in days and ("c_prospect", "2026-11-19") in days
+    assert "e10" not in {r[1] for r in after_rebuild["phasegate__quarantined_events"]}
+    p.dbt(
+        "build", "--full-refresh", "--exclude", "resource_type:seed", vars={"phasegate__as_of": "2026-11-22"}
+    )
+    for relation, rows in after_rebuild.items():
+        assert data_rows(p, relation) == rows, relation
+
     # The uniqueness tests of incremental keys catch a duplicate in a one-batch (full) build,
     # and in the latest batch of an incremental one.
     active_days = "from int_customer_days_aggregated where customer_id = 'c_active'"
@@ -291,11 +344,12 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
     assert out.returncode != 0, out.stdout[-3000:]
     assert f"FAIL {days} phasegate_unique_combination_int_customer_days" in out.stdout, out.stdout[-3000:]
     e01 = "from int_events_validated where event_row_id = 'e01'"
-    execute(p, "update int_events_validated set validated_batch = 2 where event_row_id = 'e01'")
+    [(latest,)] = query(p, "select max(validated_batch) + 1 from int_events_validated")
+    execute(p, f"update int_events_validated set validated_batch = {latest} where event_row_id = 'e01'")
     execute(p, f"insert into int_events_validated select * {e01}")  # twice in the latest batch
     # ... and a key of an earlier batch written again by the latest one.
     cols = columns_of(p, "int_events_validated")
-    e02 = ", ".join("2" if c == "validated_batch" else c for c in cols)
+    e02 = ", ".join(str(latest) if c == "validated_batch" else c for c in cols)
     execute(
         p,
         f"insert into int_events_validated select {e02} from int_events_validated where event_row_id = 'e02'",

@@ -1,3 +1,29 @@
+{#- Batch numbers of int_events_validated, which the models reading it incrementally (daily
+    activity, quarantined events, the activity summary) use as their watermark.
+
+    A batch number is at least the run's start time in epoch milliseconds, and above every
+    batch already stored: numbers only grow, also across a rebuild. So a rebuilt events table
+    is recognised downstream by its lowest batch lying above the highest one a model has read
+    (numbering from 1 again after a rebuild went unnoticed when the model had only read
+    batch 1). -#}
+{% macro batch_number_floor() %}
+    {%- set started = run_started_at -%}
+    {{ return((started.timestamp() * 1000) | int) }}
+{% endmacro %}
+
+{#- Tables built before batch numbers were epoch milliseconds keep them in a 32-bit column,
+    which the new numbers overflow. A pre-hook: widens `column` of an incremental model's
+    stored table in place (one cheap ALTER) instead of asking for a full rebuild. -#}
+{% macro widen_batch_column(column) %}
+    {%- if execute and is_incremental() -%}
+        {%- for c in adapter.get_columns_in_relation(this) -%}
+            {%- if c.name | lower == column and c.dtype | lower in ('integer', 'int', 'int4', 'int32', 'smallint', 'int2', 'tinyint') -%}
+                alter table {{ this }} alter column {{ column }} type {{ dbt.type_bigint() }}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+{% endmacro %}
+
 {#- CTE definitions (comma-separated, for a model's `with`) shared by the models that read
     int_events_validated incrementally by its batch numbers:
     - `read_through.last_batch`: the highest batch `target` has read, from its `batch_column`
@@ -5,8 +31,8 @@
     - `read_from.after_batch`: read the batches above this, as one plain bound so DuckDB
       pushes `batch > bound` into the scan and skips older batches' row groups (written as
       `batch > last or rebuilt` it read all 77 M events every run). It is 0 when the events
-      table was rebuilt, its batches restarting below the one stored, so everything is
-      re-read. -#}
+      table was rebuilt since `target` read it (every batch left in it is above the last one
+      read), so everything is re-read. -#}
 {% macro validated_batch_bounds_ctes(target, validated, batch_column) %}
 read_through as (
     select coalesce(max(t.{{ batch_column }}), 0) as last_batch
@@ -15,7 +41,7 @@ read_through as (
 
 read_from as (
     select
-        case when max(v.validated_batch) < max(r.last_batch) then 0 else max(r.last_batch) end as after_batch
+        case when min(v.validated_batch) > max(r.last_batch) then 0 else max(r.last_batch) end as after_batch
     from {{ validated }} as v
     cross join read_through as r
 )

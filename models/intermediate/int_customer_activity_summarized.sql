@@ -4,6 +4,7 @@
         unique_key='customer_id',
         incremental_strategy='delete+insert',
         on_schema_change='sync_all_columns',
+        pre_hook="{{ phasegate.widen_batch_column('events_batch') }}",
         tags=['phasegate_incremental']
     )
 }}
@@ -29,7 +30,7 @@
 
 with
 latest_batch as (
-    select max(v.validated_batch) as batch
+    select max(v.validated_batch) as batch, min(v.validated_batch) as first_batch
     from {{ validated }} as v
 ),
 
@@ -51,7 +52,7 @@ mode as (
         case
             when s.previous_as_of is null or s.previous_as_of > {{ as_of_lit }} then true
             when s.min_fingerprint <> {{ fingerprint }} or s.max_fingerprint <> {{ fingerprint }} then true
-            when b.batch < s.last_batch then true
+            when b.first_batch > s.last_batch then true
             else false
         end as recompute_all
         {{- phasegate.window_bound_columns('s.previous_as_of') }}

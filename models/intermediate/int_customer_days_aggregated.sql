@@ -4,7 +4,9 @@
         unique_key=['customer_id', 'activity_date'],
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
-        post_hook="delete from {{ this }} where all_events = 0",
+        pre_hook="{{ phasegate.widen_batch_column('events_batch') }}",
+        post_hook="delete from {{ this }} where all_events = 0
+            or events_batch < (select min(v.validated_batch) from {{ ref('int_events_validated') }} as v)",
         tags=['phasegate_incremental']
     )
 }}
@@ -12,8 +14,9 @@
     exactly the customer-days that events validated since its last run belong to (its
     watermark is the highest events batch it has read), however late those events arrived;
     a customer-day whose events all moved to another customer is emitted empty and removed by
-    the post-hook. If the events table was rebuilt (its batches start again at 1), every day is
-    recomputed. -#}
+    the post-hook. If the events table was rebuilt, every day is recomputed, and the post-hook
+    removes the days it no longer has: a day not rewritten since batch N has all its events
+    in batches up to N, so once the lowest batch left is above N none of them remain. -#}
 {%- set outbound = phasegate.outbound_event_types() -%}
 
 with

@@ -4,6 +4,7 @@
         unique_key='event_row_id',
         incremental_strategy='delete+insert',
         on_schema_change='sync_all_columns',
+        pre_hook="{{ phasegate.widen_batch_column('validated_batch') }}",
         tags=['phasegate_incremental']
     )
 }}
@@ -18,7 +19,9 @@
     that arrives later ranks after it, as in a full build. Stored anonymous events whose
     identity now resolves differently (a later identify, a merge) are re-resolved in every
     run, so the table always equals a full rebuild. Each run stamps the rows it writes with a
-    batch number one above the table's, which daily activity uses as its own watermark;
+    batch number above the table's and at least the run's start in epoch milliseconds
+    (batch_number_floor: numbers keep growing across a rebuild), which daily activity uses as
+    its own watermark;
     `previous_customer_id` / `previous_activity_date` keep what a rewritten row counted
     towards before, so that day is recomputed too. -#}
 {%- set eod = phasegate.end_of_day_literal(phasegate.as_of_date()) -%}
@@ -43,7 +46,10 @@ watermark as (
             {{ dbt.dateadd('day', -1 * phasegate.lookback_days(), 'max(t.received_at)') }},
             {{ phasegate.timestamp_floor() }}
         ) as received_from,
-        coalesce(max(t.validated_batch), 0) + 1 as batch
+        cast(
+            greatest(coalesce(max(t.validated_batch), 0) + 1, {{ phasegate.batch_number_floor() }})
+            as {{ dbt.type_bigint() }}
+        ) as batch
     from {{ this }} as t
 ),
 {%- endif %}
@@ -266,7 +272,7 @@ select
     {%- if is_incremental() %}
     w.batch as validated_batch
     {%- else %}
-    1 as validated_batch
+    cast({{ phasegate.batch_number_floor() }} as {{ dbt.type_bigint() }}) as validated_batch
     {%- endif %}
 from classified as c
 {%- if is_incremental() %}

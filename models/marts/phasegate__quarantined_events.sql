@@ -5,6 +5,7 @@
         incremental_strategy='delete+insert',
         on_schema_change='sync_all_columns',
         post_hook="delete from {{ this }} where quarantine_reason is null",
+        pre_hook="{{ phasegate.widen_batch_column('validated_batch') }}",
         tags=['phasegate_incremental']
     )
 }}
@@ -16,8 +17,8 @@
     rows among 77 M events took 20 s at 1M customers; the day's batch is read from its own
     row groups). A stored event that is no longer quarantined (its identity resolved) is
     written back with a null reason, replacing the stored row, and the post-hook removes it.
-    If the events table was rebuilt (its batches start again at 1), every row is re-read and
-    stored rows it no longer quarantines are removed the same way. -#}
+    If the events table was rebuilt (every batch left in it is above the ones read here),
+    every row is re-read and stored rows it no longer quarantines are removed the same way. -#}
 {%- set validated = ref('int_events_validated') %}
 {%- if is_incremental() and execute %}
 {%- set stored = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list %}
