@@ -54,12 +54,16 @@ watermark as (
 ),
 {%- endif %}
 
-{#- Two plain range conditions, no `or`: DuckDB then pushes the watermark into the scan and
-    reads only the window's rows (an `or ... is null` made it read every column of every
-    event, ~15 s of CPU a day at 1M customers). A row without received_at cannot be placed
-    against the watermark, so every run re-reads it (it is quarantined, and cheap: the key is
-    its content). #}
-arrived_rows as (
+{#- The events received in this run's window, as a subquery `e` written out where it is read
+    rather than a CTE: DuckDB materialises a CTE read more than once, and copying all 78 M
+    rows of a 1M-customer full build into one and reading it back three times cost ~75 of
+    the model's 227 CPU-s. Two plain range conditions, no `or`: DuckDB then pushes the
+    watermark into the scan and reads only the window's rows (an `or ... is null` made it read
+    every column of every event, ~15 s of CPU a day). A row without received_at cannot be
+    placed against the watermark, so every run re-reads it (it is quarantined, and cheap: the
+    key is its content). #}
+{%- set arrived -%}
+(
     select e.*
     from {{ ref('int_events_unioned') }} as e
     {%- if is_incremental() %}
@@ -73,68 +77,74 @@ arrived_rows as (
     select e.*
     from {{ ref('int_events_unioned') }} as e
     where e.received_at is null
-),
+) as e
+{%- endset %}
 
-arrived as (
-    select
-        {% for c in kept_columns %}e.{{ c }},
-        {% endfor -%}
-        {#- Only id-less rows need a content key; hashing every row would cost more than the
-            rest of the validation. #}
-        case when e.event_id is null then {{ phasegate.surrogate_key(qualified_raw) }} end as row_hash
-    from arrived_rows as e
-),
-
-keyed as (
-    select a.*, {{ phasegate.grouping_hash('coalesce(a.event_id, a.row_hash)') }} as copy_hash
-    from arrived as a
-),
-
-{#- Only keys that arrive more than once need ranking. Sorting every event by its key to rank
-    copies cost a third of a 1M-customer full build; grouping the keys and ranking the few
-    repeated ones took 135 s where the window over all took 185 s. The keys are grouped by a
-    fixed-width hash (grouping_hash): a key whose hash repeats only by collision is ranked
-    with its real key below, and is first. #}
-repeated_keys as (
-    select k.copy_hash
-    from keyed as k
-    group by k.copy_hash
+{#- Only event ids that arrive more than once need ranking. Sorting every event by its id to
+    rank copies cost a third of a 1M-customer full build; grouping the ids and ranking the
+    few repeated ones took 135 s where the window over all took 185 s. The ids are grouped by
+    a fixed-width hash (grouping_hash), read alone: an id whose hash repeats only by
+    collision is ranked with its real id below, and is first. #}
+repeated_ids as (
+    select {{ phasegate.grouping_hash('e.event_id') }} as copy_hash
+    from {{ arrived }}
+    where e.event_id is not null
+    group by 1
     having count(*) > 1
-),
-
-numbered as (
-    select
-        {% for c in kept_columns %}k.{{ c }},
-        {% endfor -%}
-        k.row_hash, 1 as copy_rank
-    from keyed as k
-    left join repeated_keys as r on r.copy_hash = k.copy_hash
-    where r.copy_hash is null
-    union all
-    select
-        {% for c in kept_columns %}k.{{ c }},
-        {% endfor -%}
-        k.row_hash,
-        row_number() over (
-            partition by coalesce(k.event_id, k.row_hash)
-            order by k.received_at, k.occurred_at, k.event_type, k.row_hash
-        ) as copy_rank
-    from keyed as k
-    inner join repeated_keys as r on r.copy_hash = k.copy_hash
 ),
 
 fresh as (
     select
+        {% for c in kept_columns %}e.{{ c }},
+        {% endfor -%}
+        e.event_id as event_row_id
+    from {{ arrived }}
+    left join repeated_ids as r on r.copy_hash = {{ phasegate.grouping_hash('e.event_id') }}
+    where e.event_id is not null
+        and r.copy_hash is null
+    union all
+    {#- The earliest received copy of an id that arrived more than once. #}
+    select
         {% for c in kept_columns %}n.{{ c }},
         {% endfor -%}
-        {#- Copies without an event_id are all kept (each is quarantined); identical ones
-            are told apart by their rank. #}
-        case
-            when n.event_id is not null then n.event_id
-            else {{ dbt.concat(['n.row_hash', "'#'", 'cast(n.copy_rank as ' ~ dbt.type_string() ~ ')']) }}
-        end as event_row_id
-    from numbered as n
-    where n.event_id is null or n.copy_rank = 1
+        n.event_id as event_row_id
+    from (
+        select
+            {% for c in kept_columns %}e.{{ c }},
+            {% endfor -%}
+            row_number() over (
+                partition by e.event_id
+                order by e.received_at, e.occurred_at, e.event_type
+            ) as copy_rank
+        from {{ arrived }}
+        inner join repeated_ids as r on r.copy_hash = {{ phasegate.grouping_hash('e.event_id') }}
+        where e.event_id is not null
+    ) as n
+    where n.copy_rank = 1
+    union all
+    {#- Copies without an event_id are all kept (each is quarantined), keyed by a hash of their
+        content; identical ones are told apart by their rank. Only these rows are hashed:
+        hashing every row would cost more than the rest of the validation. #}
+    select
+        {% for c in kept_columns %}h.{{ c }},
+        {% endfor -%}
+        {{ dbt.concat(['h.row_hash', "'#'", 'cast(h.copy_rank as ' ~ dbt.type_string() ~ ')']) }} as event_row_id
+    from (
+        select
+            k.*,
+            row_number() over (
+                partition by k.row_hash
+                order by k.received_at, k.occurred_at, k.event_type
+            ) as copy_rank
+        from (
+            select
+                {% for c in kept_columns %}e.{{ c }},
+                {% endfor -%}
+                {{ phasegate.surrogate_key(qualified_raw) }} as row_hash
+            from {{ arrived }}
+            where e.event_id is null
+        ) as k
+    ) as h
 ),
 
 {%- if is_incremental() %}
