@@ -24,6 +24,13 @@
     {%- endif -%}
 {% endmacro %}
 
+{#- Whether int_events_validated was rebuilt since a model read through batch `last_batch`:
+    every batch left in it (`first_batch` is the lowest) is above that one. The one rule the
+    models reading it by batch apply. -#}
+{% macro validated_rebuilt_since(first_batch, last_batch) -%}
+    {{ first_batch }} > {{ last_batch }}
+{%- endmacro %}
+
 {#- CTE definitions (comma-separated, for a model's `with`) shared by the models that read
     int_events_validated incrementally by its batch numbers:
     - `read_through.last_batch`: the highest batch `target` has read, from its `batch_column`
@@ -41,7 +48,7 @@ read_through as (
 
 read_from as (
     select
-        case when min(v.validated_batch) > max(r.last_batch) then 0 else max(r.last_batch) end as after_batch
+        case when {{ phasegate.validated_rebuilt_since('min(v.validated_batch)', 'max(r.last_batch)') }} then 0 else max(r.last_batch) end as after_batch
     from {{ validated }} as v
     cross join read_through as r
 )

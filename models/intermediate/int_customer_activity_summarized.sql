@@ -52,7 +52,7 @@ mode as (
         case
             when s.previous_as_of is null or s.previous_as_of > {{ as_of_lit }} then true
             when s.min_fingerprint <> {{ fingerprint }} or s.max_fingerprint <> {{ fingerprint }} then true
-            when b.first_batch > s.last_batch then true
+            when {{ phasegate.validated_rebuilt_since('b.first_batch', 's.last_batch') }} then true
             else false
         end as recompute_all
         {{- phasegate.window_bound_columns('s.previous_as_of') }}

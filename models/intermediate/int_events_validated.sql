@@ -79,6 +79,7 @@ watermark as (
     where e.received_at is null
 ) as e
 {%- endset %}
+{%- set id_hash = phasegate.grouping_hash('e.event_id') %}
 
 {#- Only event ids that arrive more than once need ranking. Sorting every event by its id to
     rank copies cost a third of a 1M-customer full build; grouping the ids and ranking the
@@ -86,7 +87,7 @@ watermark as (
     a fixed-width hash (grouping_hash), read alone: an id whose hash repeats only by
     collision is ranked with its real id below, and is first. #}
 repeated_ids as (
-    select {{ phasegate.grouping_hash('e.event_id') }} as copy_hash
+    select {{ id_hash }} as copy_hash
     from {{ arrived }}
     where e.event_id is not null
     group by 1
@@ -99,7 +100,7 @@ fresh as (
         {% endfor -%}
         e.event_id as event_row_id
     from {{ arrived }}
-    left join repeated_ids as r on r.copy_hash = {{ phasegate.grouping_hash('e.event_id') }}
+    left join repeated_ids as r on r.copy_hash = {{ id_hash }}
     where e.event_id is not null
         and r.copy_hash is null
     union all
@@ -117,7 +118,7 @@ fresh as (
                 order by e.received_at, e.occurred_at, e.event_type
             ) as copy_rank
         from {{ arrived }}
-        inner join repeated_ids as r on r.copy_hash = {{ phasegate.grouping_hash('e.event_id') }}
+        inner join repeated_ids as r on r.copy_hash = {{ id_hash }}
         where e.event_id is not null
     ) as n
     where n.copy_rank = 1
