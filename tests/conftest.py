@@ -181,3 +181,44 @@ def query(project: DbtProject, sql: str) -> list[tuple]:
 def execute(project: DbtProject, sql: str) -> None:
     """Run a writing statement against the project's warehouse (to inject a fault)."""
     _run_sql(project, sql, write=True)
+
+
+# Bookkeeping columns (run numbers, what a rewritten row counted towards before) differ
+# between an incremental history and a rebuild by design; everything else must not.
+BOOKKEEPING = {
+    "events_batch",
+    "validated_batch",
+    "previous_customer_id",
+    "previous_activity_date",
+    "summarized_as_of",
+    "edges_batch",
+    "stitched_batch",
+    "edges_read",
+    "identity_batch",
+}
+
+
+def columns_of(project, relation: str) -> list[str]:
+    return [
+        c
+        for (c,) in query(
+            project,
+            "select column_name from information_schema.columns "
+            f"where table_name = '{relation}' and table_schema = current_schema() "
+            "order by ordinal_position",
+        )
+    ]
+
+
+def column_type(project, relation: str, column: str) -> str:
+    [(data_type,)] = query(
+        project,
+        "select data_type from information_schema.columns "
+        f"where table_name = '{relation}' and column_name = '{column}' and table_schema = current_schema()",
+    )
+    return data_type.lower()
+
+
+def data_rows(project, relation: str, where: str = "1 = 1") -> list[tuple]:
+    cols = [c for c in columns_of(project, relation) if c not in BOOKKEEPING]
+    return sorted(query(project, f"select {', '.join(cols)} from {relation} where {where}"), key=repr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import make_integration_project, query
+from conftest import data_rows, execute, make_integration_project, query
 
 # (type_a, value_a, type_b, value_b): each scenario's links, on top of the base seeds.
 ADVERSARIAL_LINKS = [
@@ -110,6 +110,138 @@ def test_identity_limits_are_configurable(integration_project):
                        where guard = 'over_customer_limit'""",
     )
     assert over[0][0] >= 1
+
+
+# What the identity models hold besides tombstones (removed links, identifiers that stopped
+# mapping), which only an incremental history has.
+IDENTITY_LIVE_ROWS = {
+    "int_identity_edges_normalized": "drop_reason is null or drop_reason <> 'link_removed'",
+    "int_identifiers_stitched": "hops is not null",
+    "phasegate__identity_guard_report": "1 = 1",
+}
+
+
+def _identity_state(project):
+    return {r: data_rows(project, r, where) for r, where in IDENTITY_LIVE_ROWS.items()}
+
+
+def _assert_identity_matches_rebuild(project, step):
+    """The identity models after an incremental run equal a rebuild from scratch; the
+    incremental tables are then put back, so the next step builds on them."""
+    incremental = _identity_state(project)
+    for r in IDENTITY_LIVE_ROWS:
+        execute(project, f"create table {r}__kept as select * from {r}")
+    project.dbt("run", "--full-refresh", "--select", *IDENTITY_LIVE_ROWS)
+    rebuilt = _identity_state(project)
+    for r in IDENTITY_LIVE_ROWS:
+        assert incremental[r] == rebuilt[r], (step, r)
+        execute(project, f"delete from {r}")
+        execute(project, f"insert into {r} select * from {r}__kept")
+        execute(project, f"drop table {r}__kept")
+
+
+def _owner(project, identifier_type, identifier_value):
+    rows = query(
+        project,
+        "select customer_id from int_identifiers_stitched where within_limit "
+        f"and identifier_type = '{identifier_type}' and identifier_value = '{identifier_value}'",
+    )
+    return rows[0][0] if rows else None
+
+
+def _event(project, event_id):
+    return query(
+        project,
+        f"select customer_id, quarantine_reason from int_events_validated where event_row_id = '{event_id}'",
+    )[0]
+
+
+def test_identity_map_built_incrementally_matches_a_rebuild(integration_project):
+    """Links added, re-observed and removed, a hub appearing and going, a customer leaving
+    and coming back: after each incremental build the identity models equal a rebuild, and
+    the events an identifier resolved follow it."""
+    p = integration_project
+    identities = p.path / "seeds" / "identities.csv"
+    customers = p.path / "seeds" / "customers.csv"
+    events = p.path / "seeds" / "events.csv"
+    base_identities, base_customers = identities.read_text(), customers.read_text()
+    # Resolves only while the chain c_active -> a_chain1 -> d_chain -> a_chain2 holds.
+    events.write_text(
+        events.read_text() + "e_chain,2026-11-15 10:00:00,2026-11-15 10:00:01,,a_chain2,page_view,web,,{}\n"
+    )
+
+    def links(*groups, observed="2026-06-01 10:00:00", shared_observed="2026-06-01 10:00:00"):
+        rows = []
+        for group in groups:
+            for a, va, b, vb in group:
+                when = shared_observed if (va, vb) == ("a_shared", "c_prospect") else observed
+                rows.append(f"{a},{va},{b},{vb},{when}\n")
+        identities.write_text(base_identities + "".join(rows))
+
+    def spokes(n):
+        return [("device_id", "d_star", "anonymous_id", f"a_star{i}") for i in range(n)] + STAR[30:]
+
+    def build():
+        p.dbt("seed")
+        p.dbt("build")
+
+    p.dbt("seed")
+    p.dbt("build")
+    assert _event(p, "e_chain") == (None, "unresolved_identity")
+
+    links(ADVERSARIAL_LINKS, spokes(20))
+    build()
+    assert _owner(p, "anonymous_id", "a_chain2") == "c_active"
+    assert _owner(p, "device_id", "d_star") is not None  # 20 links: not a hub yet
+    assert _event(p, "e_chain") == ("c_active", None)
+    _assert_identity_matches_rebuild(p, "links added")
+
+    links(ADVERSARIAL_LINKS, spokes(30))
+    build()
+    assert _owner(p, "device_id", "d_star") is None  # 30 links: a hub, links nobody
+    assert _owner(p, "anonymous_id", "a_star5") is None
+    _assert_identity_matches_rebuild(p, "hub appeared")
+
+    # The chain's middle link goes; the shared anonymous id is seen with c_prospect later.
+    chain_cut = [
+        link for link in ADVERSARIAL_LINKS if link[:2] != ("device_id", "d_chain") or link[3] != "a_chain1"
+    ]
+    links(chain_cut, spokes(30), shared_observed="2026-09-01 10:00:00")
+    build()
+    assert _owner(p, "anonymous_id", "a_chain2") is None
+    assert _owner(p, "anonymous_id", "a_shared") == "c_prospect"
+    assert query(
+        p,
+        "select customer_id, hops, within_limit from int_identifiers_stitched "
+        "where identifier_type = 'anonymous_id' and identifier_value = 'a_chain2'",
+    ) == [(None, None, False)]  # a tombstone
+    assert _event(p, "e_chain") == (None, "unresolved_identity")
+    _assert_identity_matches_rebuild(p, "link removed, link re-observed")
+
+    # A customer leaves: its anonymous id no longer maps, and its event is unresolved.
+    customers.write_text(
+        "".join(line + "\n" for line in base_customers.splitlines() if not line.startswith("c_anon,"))
+    )
+    links(chain_cut, spokes(20), shared_observed="2026-09-01 10:00:00")
+    build()
+    assert _owner(p, "user_id", "c_anon") is None
+    assert _owner(p, "anonymous_id", "a_anon") is None
+    assert _owner(p, "device_id", "d_star") is not None  # back under the hub limit
+    assert _event(p, "e08") == (None, "unresolved_identity")
+    _assert_identity_matches_rebuild(p, "customer removed, hub gone")
+
+    customers.write_text(base_customers)
+    build()
+    assert _owner(p, "anonymous_id", "a_anon") == "c_anon"
+    assert _event(p, "e08") == ("c_anon", None)
+    _assert_identity_matches_rebuild(p, "customer back")
+
+    # Everything downstream of the map equals a full rebuild too.
+    downstream = ("int_events_validated", "phasegate__quarantined_events", "int_customer_days_aggregated")
+    incremental = {r: data_rows(p, r) for r in downstream}
+    p.dbt("build", "--full-refresh", "--exclude", "resource_type:seed")
+    for r in downstream:
+        assert data_rows(p, r) == incremental[r], r
 
 
 BAD_CONFIGS = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from conftest import execute, query
+from conftest import column_type, columns_of, data_rows, execute, query
 
 EXPECTED_2026_11_20 = {
     "c_active": "active",  # ordered 10 days ago (a duplicated order event counts once)
@@ -162,43 +162,6 @@ def test_state_machine_history_and_idempotent_reruns(integration_project):
     for as_of, _ in SEQUENCE[2:]:
         p.dbt("build", vars={"phasegate__as_of": as_of})
     assert sorted(query(p, "select * from phasegate__phase_transitions")) == before
-
-
-# Bookkeeping columns (run numbers, what a rewritten row counted towards before) differ
-# between an incremental history and a rebuild by design; everything else must not.
-BOOKKEEPING = {
-    "events_batch",
-    "validated_batch",
-    "previous_customer_id",
-    "previous_activity_date",
-    "summarized_as_of",
-}
-
-
-def columns_of(project, relation: str) -> list[str]:
-    return [
-        c
-        for (c,) in query(
-            project,
-            "select column_name from information_schema.columns "
-            f"where table_name = '{relation}' and table_schema = current_schema() "
-            "order by ordinal_position",
-        )
-    ]
-
-
-def column_type(project, relation: str, column: str) -> str:
-    [(data_type,)] = query(
-        project,
-        "select data_type from information_schema.columns "
-        f"where table_name = '{relation}' and column_name = '{column}' and table_schema = current_schema()",
-    )
-    return data_type.lower()
-
-
-def data_rows(project, relation: str) -> list[tuple]:
-    cols = [c for c in columns_of(project, relation) if c not in BOOKKEEPING]
-    return sorted(query(project, f"select {', '.join(cols)} from {relation}"), key=repr)
 
 
 def test_incremental_days_with_late_events_match_full_rebuild(integration_project):
