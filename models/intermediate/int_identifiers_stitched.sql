@@ -31,45 +31,16 @@
 {%- set max_links = phasegate.identity_max_links() %}
 {%- set settings = phasegate.identity_stitch_settings() %}
 {%- set edges = ref('int_identity_edges_normalized') %}
-with usable_links as (
-    select type_a, value_a, type_b, value_b, observed_at
-    from {{ edges }}
-    where drop_reason is null
-),
-
-{#- Each link once per direction, with its latest observation: the hub count and the search
-    both read this. -#}
-{{ phasegate.identity_links_both_ways_ctes('usable_links', 'linked') }},
-
-link_counts as (
-    select from_type as identifier_type, from_value as identifier_value, count(*) as links
-    from linked
-    where from_type <> 'user_id'
-    group by from_type, from_value
-),
-
-hubs as (
-    select identifier_type, identifier_value
-    from link_counts
-    where links > {{ max_links }}
-),
-
-{#- Outer joins rather than `not exists` here and below: DuckDB turns those into delim joins
-    that cost several seconds each at 1M customers. -#}
-graph as (
-    select l.from_type, l.from_value, l.to_type, l.to_value, l.observed_at
-    from linked as l
-    left join hubs as hf on hf.identifier_type = l.from_type and hf.identifier_value = l.from_value
-    left join hubs as ht on ht.identifier_type = l.to_type and ht.identifier_value = l.to_value
-    where hf.identifier_value is null
-      and ht.identifier_value is null
-      and l.to_type <> 'user_id'
-),
-
-customers as (
+with customers as (
     select customer_id, signup_at
     from {{ ref('int_customers_unioned') }}
     where customer_id is not null
+),
+
+usable_links as (
+    select type_a, value_a, type_b, value_b, observed_at
+    from {{ edges }}
+    where drop_reason is null
 )
 
 {%- if is_incremental() %},
@@ -111,14 +82,10 @@ changed_links as (
     where e.edges_batch > m.after_edges_batch
 ),
 
-changed_ends as (
-    select type_a as identifier_type, value_a as identifier_value from changed_links where value_a is not null
-    union all
-    select type_b, value_b from changed_links where value_b is not null
-),
-
 seeds as (
-    select distinct identifier_type, identifier_value from changed_ends
+    select type_a as identifier_type, value_a as identifier_value from changed_links where value_a is not null
+    union
+    select type_b, value_b from changed_links where value_b is not null
     union
     {#- Customers added or re-dated (a user_id is only ever reached at hop 0), and removed. #}
     select 'user_id', c.customer_id
@@ -135,8 +102,13 @@ seeds as (
         and c.customer_id is null
     union
     {#- Everything, when the whole map is recomputed. #}
-    select l.from_type, l.from_value
-    from linked as l
+    select l.type_a, l.value_a
+    from usable_links as l
+    cross join mode as m
+    where m.recompute_all
+    union
+    select l.type_b, l.value_b
+    from usable_links as l
     cross join mode as m
     where m.recompute_all
     union
@@ -158,16 +130,22 @@ region_0 as (
 {#- Everything within max_hops of a seed, through any usable link, hubs included: a wider
     region is only slower, never wrong, and an identifier whose hub status flipped is a seed
     (its links changed), so all its neighbours are in. User ids are not entered: the search
-    never passes through them. #}
+    never passes through them. Each level reads the links touching the level before, from
+    either side. #}
 {%- for k in range(1, max_hops + 1) %},
 
 region_{{ k }} as (
     select identifier_type, identifier_value from region_{{ k - 1 }}
     union
-    select l.to_type, l.to_value
-    from region_{{ k - 1 }} as r
-    inner join linked as l on l.from_type = r.identifier_type and l.from_value = r.identifier_value
-    where l.to_type <> 'user_id'
+    select l.type_b, l.value_b
+    from usable_links as l
+    inner join region_{{ k - 1 }} as r on r.identifier_type = l.type_a and r.identifier_value = l.value_a
+    where l.type_b <> 'user_id'
+    union
+    select l.type_a, l.value_a
+    from usable_links as l
+    inner join region_{{ k - 1 }} as r on r.identifier_type = l.type_b and r.identifier_value = l.value_b
+    where l.type_a <> 'user_id'
 )
 {%- endfor %},
 
@@ -175,11 +153,46 @@ region as (
     select * from region_{{ max_hops }}
 ),
 
+{#- Every usable link with an end in the region: all the links of a region identifier (its
+    hub count), and every link into one. #}
+region_links as (
+    select l.*
+    from usable_links as l
+    inner join region as r on r.identifier_type = l.type_a and r.identifier_value = l.value_a
+    union all
+    select l.*
+    from usable_links as l
+    inner join region as r on r.identifier_type = l.type_b and r.identifier_value = l.value_b
+),
+
+{{ phasegate.identity_links_both_ways_ctes('region_links', 'linked') }},
+
+hubs as (
+    select l.from_type as identifier_type, l.from_value as identifier_value
+    from linked as l
+    inner join region as r on r.identifier_type = l.from_type and r.identifier_value = l.from_value
+    where l.from_type <> 'user_id'
+    group by l.from_type, l.from_value
+    having count(*) > {{ max_links }}
+),
+
+{#- Links into the region. An identifier outside it that is a hub has no stored row (hubs
+    link nobody), so the border below never starts from one. #}
+graph as (
+    select l.from_type, l.from_value, l.to_type, l.to_value, l.observed_at
+    from linked as l
+    inner join region as r on r.identifier_type = l.to_type and r.identifier_value = l.to_value
+    left join hubs as hf on hf.identifier_type = l.from_type and hf.identifier_value = l.from_value
+    left join hubs as ht on ht.identifier_type = l.to_type and ht.identifier_value = l.to_value
+    where hf.identifier_value is null
+      and ht.identifier_value is null
+      and l.to_type <> 'user_id'
+),
+
 {#- Links into the region from stored identifiers outside it, whose places are unchanged. #}
 border as (
     select g.to_type, g.to_value, s.customer_id, s.hops as from_hops, g.observed_at
     from graph as g
-    inner join region as r on r.identifier_type = g.to_type and r.identifier_value = g.to_value
     left join region as x on x.identifier_type = g.from_type and x.identifier_value = g.from_value
     inner join stored as s on s.identifier_type = g.from_type and s.identifier_value = g.from_value
     where x.identifier_value is null
@@ -196,6 +209,30 @@ reached_0 as (
     inner join region as r on r.identifier_type = 'user_id' and r.identifier_value = c.customer_id
 )
 {%- else %},
+
+{#- Each link once per direction, with its latest observation: the hub count and the search
+    both read this. -#}
+{{ phasegate.identity_links_both_ways_ctes('usable_links', 'linked') }},
+
+hubs as (
+    select from_type as identifier_type, from_value as identifier_value
+    from linked
+    where from_type <> 'user_id'
+    group by from_type, from_value
+    having count(*) > {{ max_links }}
+),
+
+{#- Outer joins rather than `not exists` here and below: DuckDB turns those into delim joins
+    that cost several seconds each at 1M customers. -#}
+graph as (
+    select l.from_type, l.from_value, l.to_type, l.to_value, l.observed_at
+    from linked as l
+    left join hubs as hf on hf.identifier_type = l.from_type and hf.identifier_value = l.from_value
+    left join hubs as ht on ht.identifier_type = l.to_type and ht.identifier_value = l.to_value
+    where hf.identifier_value is null
+      and ht.identifier_value is null
+      and l.to_type <> 'user_id'
+),
 
 reached_0 as (
     select
@@ -227,9 +264,6 @@ reached_{{ k }} as (
             select g.to_type as identifier_type, g.to_value as identifier_value, r.customer_id, g.observed_at
             from reached_{{ k - 1 }} as r
             inner join graph as g on g.from_type = r.identifier_type and g.from_value = r.identifier_value
-            {%- if is_incremental() %}
-            inner join region as rg on rg.identifier_type = g.to_type and rg.identifier_value = g.to_value
-            {%- endif %}
             where r.hops = {{ k - 1 }}
             {%- if is_incremental() %}
             union all
