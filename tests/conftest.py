@@ -191,10 +191,6 @@ BOOKKEEPING = {
     "previous_customer_id",
     "previous_activity_date",
     "summarized_as_of",
-    "edges_batch",
-    "stitched_batch",
-    "edges_read",
-    "identity_batch",
 }
 
 

@@ -24,10 +24,9 @@
     {%- endif -%}
 {% endmacro %}
 
-{#- Whether a batch-stamped table (int_events_validated, int_identifiers_stitched) was
-    rebuilt since a model read through batch `last_batch`: every batch left in it
-    (`first_batch` is the lowest) is above that one. The one rule the models reading them by
-    batch apply. -#}
+{#- Whether int_events_validated was rebuilt since a model read through batch `last_batch`:
+    every batch left in it (`first_batch` is the lowest) is above that one. The one rule the
+    models reading it by batch apply. -#}
 {% macro validated_rebuilt_since(first_batch, last_batch) -%}
     {{ first_batch }} > {{ last_batch }}
 {%- endmacro %}

@@ -4,10 +4,7 @@
         unique_key='event_row_id',
         incremental_strategy='delete+insert',
         on_schema_change='sync_all_columns',
-        pre_hook=[
-            "{{ phasegate.widen_batch_column('validated_batch') }}",
-            "{{ phasegate.adopt_incremental_columns({'identity_batch': dbt.type_bigint()}, reset=false) }}"
-        ],
+        pre_hook="{{ phasegate.widen_batch_column('validated_batch') }}",
         tags=['phasegate_incremental']
     )
 }}
@@ -199,48 +196,14 @@ fresh_against_stored as (
         or b.received_at >= w.received_from
 ),
 
-{#- The identifier map rows written since this table last read it (identity_batch): only
-    anonymous ids among them can resolve differently. `after_batch` is 0 when the map was
-    rebuilt since (every row is newer): its tombstones are gone then, so every stored
-    anonymous event is compared. #}
-identity_read as (
-    select
-        case
-            when {{ phasegate.validated_rebuilt_since('min(m.stitched_batch)', 'max(r.identity_batch)') }} then 0
-            else max(r.identity_batch)
-        end as after_batch
-    from {{ ref('int_identifiers_stitched') }} as m
-    cross join (select coalesce(max(t.identity_batch), 0) as identity_batch from {{ this }} as t) as r
-),
-
-identity_changes as (
-    select
-        m.identifier_value as anonymous_id,
-        case when m.within_limit then m.customer_id end as customer_id
-    from {{ ref('int_identifiers_stitched') }} as m
-    cross join identity_read as r
-    where m.identifier_type = 'anonymous_id'
-        and m.stitched_batch > r.after_batch
-),
-
 {#- Stored anonymous events whose identity now resolves to another customer (or to none).
     Found from a narrow read of keys and identifiers first, then only those rows are read in
     full: reading every column of the ~5 M anonymous events of a 1M-customer history cost
-    ~30 s a day, and on most days none of them changes. The join with the map's changes has
-    an empty side on most days, and DuckDB then skips the stored events. #}
+    ~30 s a day, and on most days none of them changes. #}
 re_resolved_keys as (
     select t.event_row_id
     from {{ this }} as t
     cross join watermark as w
-    inner join identity_changes as m on m.anonymous_id = t.anonymous_id
-    where t.user_id is null
-        and t.received_at < w.received_from
-        and coalesce(m.customer_id, '') <> coalesce(t.customer_id, '')
-    union
-    select t.event_row_id
-    from {{ this }} as t
-    cross join watermark as w
-    inner join identity_read as r on r.after_batch = 0
     left join {{ ref('int_identifiers_stitched') }} as m
         on m.identifier_type = 'anonymous_id' and m.identifier_value = t.anonymous_id and m.within_limit
     where t.user_id is null
@@ -318,15 +281,11 @@ select
     c.prior_customer_id as previous_customer_id,
     cast(c.prior_occurred_at as date) as previous_activity_date,
     {%- if is_incremental() %}
-    w.batch as validated_batch,
+    w.batch as validated_batch
     {%- else %}
-    cast({{ phasegate.batch_number_floor() }} as {{ dbt.type_bigint() }}) as validated_batch,
+    cast({{ phasegate.batch_number_floor() }} as {{ dbt.type_bigint() }}) as validated_batch
     {%- endif %}
-    i.identity_batch
 from classified as c
-cross join (
-    select coalesce(max(m.stitched_batch), 0) as identity_batch from {{ ref('int_identifiers_stitched') }} as m
-) as i
 {%- if is_incremental() %}
 cross join watermark as w
 {#- A row read again inside the lookback that equals its stored version is not rewritten:

@@ -1,31 +1,12 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='edge_key',
-        incremental_strategy='delete+insert',
-        on_schema_change='sync_all_columns',
-        pre_hook="{{ phasegate.adopt_incremental_columns({
-            'edge_key': dbt.type_string(), 'calling_code': dbt.type_string(), 'trunk_prefix': dbt.type_string(),
-            'normalized_with': dbt.type_string(), 'edges_batch': dbt.type_bigint()}) }}",
-        tags=['phasegate_incremental']
-    )
-}}
+{#- A table: the identity graph is read by several models and tests; as a view it would be rebuilt by each. -#}
+{{ config(materialized='table') }}
 {#- Every link between two identifiers, from the identities source, the customers'
     own email and phone, and events carrying both a user id and an anonymous id, with values
     normalised (emails lowercased and trimmed, phones to E.164 using the linked customer's
-    country) and `drop_reason` set for links that must not join anyone. One row per link and
-    source (its latest observation).
-
-    Incremental: every run reads all links (a cheap scan) but normalises only those that are
-    new or whose observation time changed; a link that left the sources stays as a row with
-    drop_reason 'link_removed' and its last values, so that stitching, which reads only the
-    links changed since it last ran (edges_batch), sees it go. Changing the blocklist, or a
-    phasegate version that normalises differently (normalized_with), rewrites every link. -#}
+    country) and `drop_reason` set for links that must not join anyone. -#}
 {%- set blocklist = phasegate.identity_blocklist() %}
-{%- set normalized_with = phasegate.identity_normalized_with(blocklist) %}
-{%- set key_columns = ['l.link_source', 'l.type_a', 'l.raw_a', 'l.type_b', 'l.raw_b', 'l.calling_code', 'l.trunk_prefix'] %}
 with customers as (
-    select customer_id, country, email, phone, signup_at from {{ ref('int_customers_unioned') }}
+    select * from {{ ref('int_customers_unioned') }}
 ),
 
 raw_links as (
@@ -48,75 +29,26 @@ raw_links as (
 with_country as (
     select
         l.*,
-        cc.calling_code,
-        cc.trunk_prefix
+        c.country
     from raw_links as l
     left join customers as c
         on c.customer_id = case
             when l.type_a = 'user_id' then l.raw_a
             when l.type_b = 'user_id' then l.raw_b
         end
-    left join {{ ref('phasegate__country_calling_codes') }} as cc on cc.country = c.country
 ),
-
-{#- A link's key holds everything its normalisation reads (the country's calling code and
-    trunk prefix too), so a customer moving country retires the old link and adds a new one. #}
-links as (
-    select
-        {{ phasegate.surrogate_key(key_columns) }} as edge_key,
-        l.link_source, l.type_a, l.raw_a, l.type_b, l.raw_b, l.calling_code, l.trunk_prefix,
-        max(l.observed_at) as observed_at
-    from with_country as l
-    group by {{ key_columns | join(', ') }}
-),
-
-{%- if is_incremental() %}
-
-batch as (
-    select
-        cast(
-            greatest(coalesce(max(t.edges_batch), 0) + 1, {{ phasegate.batch_number_floor() }})
-            as {{ dbt.type_bigint() }}
-        ) as edges_batch
-    from {{ this }} as t
-),
-
-stored as (
-    select t.edge_key, t.observed_at, t.normalized_with
-    from {{ this }} as t
-    where {{ phasegate.link_is_current('t') }}
-),
-
-changed as (
-    select l.*
-    from links as l
-    left join stored as t on t.edge_key = l.edge_key
-    where t.edge_key is null
-        or t.observed_at is distinct from l.observed_at
-        or t.normalized_with <> {{ normalized_with }}
-),
-
-removed as (
-    select t.edge_key
-    from stored as t
-    left join links as l on l.edge_key = t.edge_key
-    where l.edge_key is null
-),
-{%- else %}
-
-changed as (
-    select * from links
-),
-{%- endif %}
 
 {#- Phone digits, then the E.164 candidate, each computed once per row in its own select
     (normalize_phone inlined recomputes them several times per phone). #}
 phone_digits as (
     select
-        c.*,
-        case when c.type_a = 'phone' then {{ phasegate.digits_only('c.raw_a') }} end as digits_a,
-        case when c.type_b = 'phone' then {{ phasegate.digits_only('c.raw_b') }} end as digits_b
-    from changed as c
+        w.*,
+        cc.calling_code,
+        cc.trunk_prefix,
+        case when w.type_a = 'phone' then {{ phasegate.digits_only('w.raw_a') }} end as digits_a,
+        case when w.type_b = 'phone' then {{ phasegate.digits_only('w.raw_b') }} end as digits_b
+    from with_country as w
+    left join {{ ref('phasegate__country_calling_codes') }} as cc on cc.country = w.country
 ),
 
 phone_candidates as (
@@ -133,9 +65,14 @@ phone_candidates as (
 
 normalized as (
     select
-        p.*,
+        p.type_a,
+        p.raw_a,
         {{ phasegate.normalize_identifier('p.type_a', 'p.raw_a', none, none, phone_candidate='p.phone_a') }} as value_a,
-        {{ phasegate.normalize_identifier('p.type_b', 'p.raw_b', none, none, phone_candidate='p.phone_b') }} as value_b
+        p.type_b,
+        p.raw_b,
+        {{ phasegate.normalize_identifier('p.type_b', 'p.raw_b', none, none, phone_candidate='p.phone_b') }} as value_b,
+        p.observed_at,
+        p.link_source
     from phone_candidates as p
 ),
 
@@ -148,49 +85,15 @@ side_reasons as (
 )
 
 select
-    s.edge_key,
-    s.type_a,
-    s.raw_a,
-    s.value_a,
-    s.reason_a,
-    s.type_b,
-    s.raw_b,
-    s.value_b,
-    s.reason_b,
-    s.observed_at,
-    s.link_source,
-    coalesce(s.reason_a, s.reason_b) as drop_reason,
-    s.calling_code,
-    s.trunk_prefix,
-    {{ normalized_with }} as normalized_with,
-    {%- if is_incremental() %}
-    b.edges_batch
-from side_reasons as s
-cross join batch as b
-{#- A link that left the sources: its last values stay (stitching recomputes the identifiers
-    around them), marked removed, with no side reason (it is no guard's doing). #}
-union all
-select
-    t.edge_key,
-    t.type_a,
-    t.raw_a,
-    t.value_a,
-    cast(null as {{ dbt.type_string() }}) as reason_a,
-    t.type_b,
-    t.raw_b,
-    t.value_b,
-    cast(null as {{ dbt.type_string() }}) as reason_b,
-    t.observed_at,
-    t.link_source,
-    'link_removed' as drop_reason,
-    t.calling_code,
-    t.trunk_prefix,
-    t.normalized_with,
-    b.edges_batch
-from {{ this }} as t
-inner join removed as r on r.edge_key = t.edge_key
-cross join batch as b
-    {%- else %}
-    cast({{ phasegate.batch_number_floor() }} as {{ dbt.type_bigint() }}) as edges_batch
-from side_reasons as s
-    {%- endif %}
+    type_a,
+    raw_a,
+    value_a,
+    reason_a,
+    type_b,
+    raw_b,
+    value_b,
+    reason_b,
+    observed_at,
+    link_source,
+    coalesce(reason_a, reason_b) as drop_reason
+from side_reasons

@@ -7,9 +7,8 @@
 {#- The edges are read where used rather than through one `select *` CTE, which DuckDB
     materialised with every column (2 s at 1M customers). -#}
 {%- set edges = ref('int_identity_edges_normalized') %}
-{#- Tombstones (identifiers that stopped mapping, hops null) are not part of the map. #}
 with stitched as (
-    select * from {{ ref('int_identifiers_stitched') }} where hops is not null
+    select * from {{ ref('int_identifiers_stitched') }}
 ),
 
 dropped_links as (
