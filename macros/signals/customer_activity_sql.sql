@@ -75,7 +75,10 @@
   {%- if signal.kind == 'sum' -%}
     sum(case when {{ in_window }} then {{ value }} else 0 end)
   {%- elif signal.kind == 'active_days' -%}
-    count(distinct case when {{ in_window }} and {{ value }} > 0 then {{ date_col }} end)
+    {#- Daily activity holds one row per customer and day (a tested key), so counting rows
+        counts days: `count(distinct)` kept a second hash table per customer and cost a
+        third of the 1M-customer summary (20.5 s -> 14.3-16.6 s standalone). #}
+    count(case when {{ in_window }} and {{ value }} > 0 then 1 end)
   {%- elif signal.kind == 'days_since_last' -%}
     max(case when {{ value }} > 0 then {{ date_col }} end)
   {%- elif signal.kind == 'days_since_first' -%}
@@ -86,7 +89,8 @@
 {% endmacro %}
 
 {#- One row per customer with daily activity on or before `as_of`: first/last seen and every
-    activity signal's summary column. With `only` (a relation or CTE name with a customer_id
+    activity signal's summary column. `daily` holds at most one row per customer and day
+    (int_customer_days_aggregated or a subset of it). With `only` (a relation or CTE name with a customer_id
     column), one row for each of those customers instead, with or without activity. -#}
 {% macro customer_activity_sql(as_of, daily, only=none) %}
 {%- set as_of_lit = phasegate.date_literal(as_of) -%}
@@ -122,7 +126,7 @@ group by {{ key }}
   {%- if signal.kind == 'sum' -%}
     sum((case when {{ now_in }} then {{ value }} else 0 end) - (case when {{ was_in }} then {{ value }} else 0 end))
   {%- elif signal.kind == 'active_days' -%}
-    {#- The type of count(distinct): a stored column must not change type between runs. #}
+    {#- The type of count(): a stored column must not change type between runs. #}
     cast(sum((case when {{ now_in }} and {{ value }} > 0 then 1 else 0 end) - (case when {{ was_in }} and {{ value }} > 0 then 1 else 0 end)) as {{ dbt.type_bigint() }})
   {%- elif signal.kind == 'days_since_last' -%}
     max(case when {{ value }} > 0 and {{ date_col }} > {{ previous.as_of }} then {{ date_col }} end)
