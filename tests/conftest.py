@@ -215,6 +215,6 @@ def column_type(project, relation: str, column: str) -> str:
     return data_type.lower()
 
 
-def data_rows(project, relation: str, where: str = "1 = 1") -> list[tuple]:
+def data_rows(project, relation: str) -> list[tuple]:
     cols = [c for c in columns_of(project, relation) if c not in BOOKKEEPING]
-    return sorted(query(project, f"select {', '.join(cols)} from {relation} where {where}"), key=repr)
+    return sorted(query(project, f"select {', '.join(cols)} from {relation}"), key=repr)
