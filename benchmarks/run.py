@@ -116,7 +116,18 @@ def main() -> None:
         help="copy the database after the full build to OUT/after_full_<N>.duckdb, so the "
         "incremental day can be replayed while profiling (copying is not timed)",
     )
+    ap.add_argument(
+        "--day-with-new-links",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --snapshot: afterwards, replay the incremental day from the snapshot with N new "
+        "identity links (new anonymous ids of existing customers, observed that day), so the "
+        "identity graph must be recomputed; the benchmark's own day changes no link",
+    )
     args = ap.parse_args()
+    if args.day_with_new_links and not args.snapshot:
+        ap.error("--day-with-new-links needs --snapshot")
     end = date(2026, 11, 20)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     args.out.mkdir(parents=True, exist_ok=True)
@@ -180,6 +191,32 @@ def main() -> None:
         for i in range(args.lower_bound_runs)
     ]
     results.extend(bounds)
+    if args.day_with_new_links:
+        shutil.copy(args.out / f"after_full_{args.customers}.duckdb", env["PHASEGATE_DUCKDB_PATH"])
+        add_links = (
+            "insert into phasegate_raw.identities "
+            "(identity_type_a, identity_value_a, identity_type_b, identity_value_b, observed_at) "
+            "select 'anonymous_id', 'bench-new-anon-' || customer_id, 'user_id', customer_id, "
+            f"timestamptz '{end.isoformat()} 12:00:00+00' "
+            f"from phasegate_raw.customers order by hash(customer_id) limit {args.day_with_new_links}"
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import duckdb,sys; duckdb.connect(sys.argv[1]).execute(sys.argv[2])",
+                env["PHASEGATE_DUCKDB_PATH"],
+                add_links,
+            ],
+            check=True,
+        )
+        results.append(
+            step(
+                f"dbt build (one incremental day, {args.day_with_new_links} new identity links)",
+                [pg, "build", "--as-of", end.isoformat(), *cfg],
+                env,
+            )
+        )
     truth = json.loads((data / "truth.json").read_text())
     meta = {
         "customers": args.customers,

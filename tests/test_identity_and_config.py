@@ -123,19 +123,29 @@ def _identity_state(project):
     return {r: data_rows(project, r) for r in IDENTITY_MODELS}
 
 
-def _assert_identity_matches_rebuild(project, step):
-    """The identity models after an incremental run equal a rebuild from scratch; the
-    incremental tables are then put back, so the next step builds on them."""
+def _assert_identity_matches_rebuild(project, step, vars=None):
+    """The identity models after an incremental run equal a rebuild from scratch (with the
+    same vars); the incremental tables are then put back, so the next step builds on them."""
     incremental = _identity_state(project)
     for r in IDENTITY_MODELS:
         execute(project, f"create table {r}__kept as select * from {r}")
-    project.dbt("run", "--full-refresh", "--select", *IDENTITY_MODELS)
+    project.dbt("run", "--full-refresh", "--select", *IDENTITY_MODELS, vars=vars)
     rebuilt = _identity_state(project)
     for r in IDENTITY_MODELS:
         assert incremental[r] == rebuilt[r], (step, r)
         execute(project, f"delete from {r}")
         execute(project, f"insert into {r} select * from {r}__kept")
         execute(project, f"drop table {r}__kept")
+
+
+def _rebuilt_batches(project):
+    """The build that last wrote each identity model: one batch per table."""
+    batches = {}
+    for r in IDENTITY_MODELS:
+        rows = query(project, f"select distinct rebuilt_batch from {r}")
+        assert len(rows) == 1, (r, rows)
+        batches[r] = rows[0][0]
+    return batches
 
 
 def _owner(project, identifier_type, identifier_value):
@@ -156,8 +166,9 @@ def _event(project, event_id):
 
 def test_identity_map_built_incrementally_matches_a_rebuild(integration_project):
     """Links added, re-observed and removed, a hub appearing and going, a customer leaving
-    and coming back: after each incremental build the identity models equal a rebuild, and
-    the events an identifier resolved follow it."""
+    and coming back, a setting changed: after each incremental build the identity models
+    equal a rebuild, and the events an identifier resolved follow it. A run that changes
+    nothing they read leaves them as they were, without rewriting them."""
     p = integration_project
     identities = p.path / "seeds" / "identities.csv"
     customers = p.path / "seeds" / "customers.csv"
@@ -179,9 +190,9 @@ def test_identity_map_built_incrementally_matches_a_rebuild(integration_project)
     def spokes(n):
         return [("device_id", "d_star", "anonymous_id", f"a_star{i}") for i in range(n)] + STAR[30:]
 
-    def build():
+    def build(vars=None):
         p.dbt("seed")
-        p.dbt("build")
+        p.dbt("build", vars=vars)
 
     p.dbt("seed")
     p.dbt("build")
@@ -193,6 +204,25 @@ def test_identity_map_built_incrementally_matches_a_rebuild(integration_project)
     assert _owner(p, "device_id", "d_star") is not None  # 20 links: not a hub yet
     assert _event(p, "e_chain") == ("c_active", None)
     _assert_identity_matches_rebuild(p, "links added")
+
+    # New events that carry no identity link: the identity models are not rewritten.
+    before = _rebuilt_batches(p)
+    events.write_text(
+        events.read_text() + "e_plain,2026-11-18 09:00:00,2026-11-18 09:00:01,c_active,,page_view,web,,{}\n"
+    )
+    build()
+    assert _event(p, "e_plain") == ("c_active", None)
+    assert _rebuilt_batches(p) == before
+    _assert_identity_matches_rebuild(p, "no identity change")
+
+    # A setting is an input too: blocklisting the chain's first anonymous id cuts it.
+    blocklist = {"phasegate__identity_blocklist": ["test@test.com", "a_chain1"]}
+    build(vars=blocklist)
+    after = _rebuilt_batches(p)
+    assert all(after[r] > before[r] for r in IDENTITY_MODELS), (before, after)
+    assert _owner(p, "anonymous_id", "a_chain2") is None
+    assert _event(p, "e_chain") == (None, "unresolved_identity")
+    _assert_identity_matches_rebuild(p, "blocklist changed", vars=blocklist)
 
     links(ADVERSARIAL_LINKS, spokes(30))
     build()

@@ -1,5 +1,14 @@
-{#- A table: the identity graph is read by several models and tests; as a view it would be rebuilt by each. -#}
-{{ config(materialized='table') }}
+{#- A table (read by several models and tests), rebuilt only when what it reads changed: see
+    macros/utils/fingerprints.sql. -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        post_hook="{{ phasegate.delete_superseded_rows() }}",
+        tags=['phasegate_incremental']
+    )
+}}
 {#- Identifier -> customer map. Customers are their user_ids; every other identifier joins
     the customer nearest to it in the identity graph (ties: the most recently observed link,
     then the lowest customer id), searching at most phasegate__identity_max_hops hops. Two
@@ -9,6 +18,7 @@
     the rest stay here with within_limit false and map no events);
     phasegate__identity_guard_report lists everything a guard held back. -#}
 {%- set max_hops = phasegate.identity_max_hops() %}
+{%- set body %}
 with usable_links as (
     select type_a, value_a, type_b, value_b, observed_at
     from {{ ref('int_identity_edges_normalized') }}
@@ -92,3 +102,8 @@ select
     identifier_rank,
     identifier_rank <= {{ phasegate.identity_max_identifiers_per_customer() }} as within_limit
 from ranked
+{%- endset %}
+{{ phasegate.rebuilt_when_inputs_change(body, [
+    phasegate.stored_fingerprint(ref('int_identity_edges_normalized')),
+    phasegate.rows_fingerprint(ref('int_customers_unioned'), ['customer_id', 'signup_at']),
+]) }}

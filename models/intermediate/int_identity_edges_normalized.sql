@@ -1,10 +1,20 @@
-{#- A table: the identity graph is read by several models and tests; as a view it would be rebuilt by each. -#}
-{{ config(materialized='table') }}
+{#- A table (the identity graph is read by several models and tests), rebuilt only when what
+    it reads changed: see macros/utils/fingerprints.sql. -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        post_hook="{{ phasegate.delete_superseded_rows() }}",
+        tags=['phasegate_incremental']
+    )
+}}
 {#- Every link between two identifiers, from the identities source, the customers'
     own email and phone, and events carrying both a user id and an anonymous id, with values
     normalised (emails lowercased and trimmed, phones to E.164 using the linked customer's
     country) and `drop_reason` set for links that must not join anyone. -#}
 {%- set blocklist = phasegate.identity_blocklist() %}
+{%- set body %}
 with customers as (
     select * from {{ ref('int_customers_unioned') }}
 ),
@@ -97,3 +107,11 @@ select
     link_source,
     coalesce(reason_a, reason_b) as drop_reason
 from side_reasons
+{%- endset %}
+{{ phasegate.rebuilt_when_inputs_change(body, [
+    phasegate.rows_fingerprint(ref('int_identities_unioned'),
+        ['identity_type_a', 'identity_value_a', 'identity_type_b', 'identity_value_b', 'observed_at']),
+    phasegate.rows_fingerprint(ref('int_customers_unioned'), ['customer_id', 'signup_at', 'email', 'phone', 'country']),
+    phasegate.rows_fingerprint(ref('int_event_identity_links_collected'), ['user_id', 'anonymous_id', 'observed_at']),
+    phasegate.rows_fingerprint(ref('phasegate__country_calling_codes'), ['country', 'calling_code', 'trunk_prefix']),
+]) }}

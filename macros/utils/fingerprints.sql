@@ -1,0 +1,108 @@
+{#- Rebuild-when-inputs-change, for the identity graph's tables (edges, the identifier map,
+    the guard report). Each is a whole-graph computation that a daily run would otherwise
+    redo from scratch although, on most days, no identity link, customer or setting changed.
+    A model built this way stores, in every row, a fingerprint of everything it read
+    (`inputs_fingerprint`) and the batch that wrote it (`rebuilt_batch`). An incremental run
+    compares the fingerprint of its inputs now with the stored one: equal, it writes nothing;
+    different (or unknown), it appends a full rebuild and its post-hook
+    (`delete_superseded_rows`) removes the rows of earlier batches. So the table always
+    equals a rebuild.
+
+    A fingerprint is the row count and the sum of a 64-bit hash of each row, per input, and
+    the md5 of the model's compiled select: a change of data, settings (blocklist, limits,
+    hops) or phasegate's own SQL changes it. Where no native 64-bit hash is known the
+    fingerprint is null and the model rebuilds every run, as a table would. -#}
+
+{#- A select of one text column `fingerprint` over the rows of `relation` (only `columns`
+    are read). -#}
+{% macro rows_fingerprint(relation, columns) %}
+  {{- return(adapter.dispatch('rows_fingerprint', 'phasegate')(relation, columns)) -}}
+{% endmacro %}
+
+{% macro default__rows_fingerprint(relation, columns) -%}
+  select cast(null as {{ dbt.type_string() }}) as fingerprint
+{%- endmacro %}
+
+{#- hash() of several values hashes each (nulls included) and combines them; the sum is a
+    HUGEINT, so it cannot overflow. -#}
+{% macro duckdb__rows_fingerprint(relation, columns) -%}
+  select cast(count(*) as varchar) || ':' || cast(coalesce(sum(hash({{ columns | join(', ') }})), 0) as varchar) as fingerprint
+  from {{ relation }}
+{%- endmacro %}
+
+{#- sum(bigint) is numeric in Postgres: exact, no overflow. -#}
+{% macro postgres__rows_fingerprint(relation, columns) -%}
+  {%- set parts = [] -%}
+  {%- for c in columns -%}
+    {%- do parts.append("coalesce(cast(" ~ c ~ " as text), '_pg_null_')") -%}
+  {%- endfor -%}
+  select cast(count(*) as text) || ':' || cast(coalesce(sum(hashtextextended({{ parts | join(" || '|' || ") }}, 0)), 0) as text) as fingerprint
+  from {{ relation }}
+{%- endmacro %}
+
+{#- The stored fingerprint of a model built this way (what it last read), as a select of one
+    column `fingerprint`; null when it is empty. -#}
+{% macro stored_fingerprint(relation) -%}
+  select max(s.inputs_fingerprint) as fingerprint from {{ relation }} as s
+{%- endmacro %}
+
+{#- A select of the combined fingerprint: each of `parts` (selects of one `fingerprint`
+    column) and the md5 of `body`, joined with '/'. Null if any part is null (`||` keeps
+    nulls, unlike concat()). -#}
+{% macro inputs_fingerprint_sql(parts, body) -%}
+  select
+    {%- for p in parts %}
+    (select f.fingerprint from ({{ p }}) as f) || '/' ||
+    {%- endfor %}
+    {{ dbt.hash("'" ~ (body | replace("'", "''")) ~ "'") }} as fingerprint
+{%- endmacro %}
+
+{#- Whether the model can skip this run, the fingerprint to store and the batch to write, as
+    {'unchanged': bool, 'fingerprint': SQL, 'batch': SQL}. Only an incremental run of a
+    table that has the bookkeeping columns asks the warehouse (one query); otherwise the
+    model rebuilds and computes the fingerprint inline. A rebuild's batch is above every
+    stored one and at least the run's start in epoch milliseconds. -#}
+{% macro inputs_state(fingerprint_sql) %}
+  {%- set floor = 'cast(' ~ phasegate.batch_number_floor() ~ ' as ' ~ dbt.type_bigint() ~ ')' -%}
+  {%- set rebuild = {'unchanged': false, 'fingerprint': '(' ~ fingerprint_sql ~ ')', 'batch': floor} -%}
+  {%- if not (execute and is_incremental()) -%}
+    {%- do return(rebuild) -%}
+  {%- endif -%}
+  {%- set stored_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+  {%- if 'inputs_fingerprint' not in stored_columns or 'rebuilt_batch' not in stored_columns -%}
+    {%- do return(rebuild) -%}
+  {%- endif -%}
+  {%- set row = run_query('select (' ~ fingerprint_sql ~ ') as now_fp, (' ~ phasegate.stored_fingerprint(this) ~ ') as stored_fp').rows[0] -%}
+  {%- do return({
+      'unchanged': row[0] is not none and row[0] == row[1],
+      'fingerprint': ("'" ~ row[0] ~ "'") if row[0] is not none else 'cast(null as ' ~ dbt.type_string() ~ ')',
+      'batch': 'cast((select greatest(coalesce(max(t.rebuilt_batch), 0) + 1, ' ~ floor ~ ') from ' ~ this ~ ' as t) as '
+          ~ dbt.type_bigint() ~ ')'}) -%}
+{% endmacro %}
+
+{#- The model's select: nothing when its inputs are unchanged, else `body` with the two
+    bookkeeping columns. -#}
+{% macro rebuilt_when_inputs_change(body, fingerprint_parts) -%}
+  {%- set state = phasegate.inputs_state(phasegate.inputs_fingerprint_sql(fingerprint_parts, body)) -%}
+  {%- if state.unchanged %}
+select * from {{ this }} as t where 1 = 0
+  {%- else %}
+select
+    b.*,
+    {{ state.fingerprint }} as inputs_fingerprint,
+    {{ state.batch }} as rebuilt_batch
+from (
+{{ body }}
+) as b
+  {%- endif %}
+{%- endmacro %}
+
+{#- Post-hook: after a rebuild was appended, the rows of earlier batches go (rows of a table
+    built before these columns existed have none). -#}
+{% macro delete_superseded_rows() -%}
+  {%- if is_incremental() -%}
+    delete from {{ this }}
+    where rebuilt_batch is null
+       or rebuilt_batch < (select max(t.rebuilt_batch) from {{ this }} as t)
+  {%- endif -%}
+{%- endmacro %}
