@@ -193,6 +193,7 @@ BOOKKEEPING = {
     "summarized_as_of",
     "inputs_fingerprint",
     "rebuilt_batch",
+    "resolved_map_batch",
 }
 
 

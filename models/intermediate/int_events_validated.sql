@@ -38,6 +38,21 @@
 {%- set qualified_prior = [] -%}
 {%- for c in ['event_row_id', 'customer_id', 'quarantine_reason'] + stored_columns %}{% do qualified_prior.append('t.' ~ c) %}{% endfor -%}
 
+{#- The identifier map rebuilds only when its inputs change (macros/utils/fingerprints.sql), and
+    each run records the map build it resolved against (`resolved_map_batch`). Stored
+    anonymous events are re-resolved only when the map was rebuilt since: finding them reads
+    every stored anonymous event and joins the map, and on most days nothing changed. -#}
+{%- set map_batch = '(select max(m.rebuilt_batch) from ' ~ ref('int_identifiers_stitched') ~ ' as m)' -%}
+{%- set map_unchanged = false -%}
+{%- if execute and is_incremental() -%}
+    {%- set stored = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {%- if 'resolved_map_batch' in stored -%}
+        {%- set row = run_query('select ' ~ map_batch ~ ' as now_batch, (select max(t.resolved_map_batch) from '
+            ~ this ~ ' as t) as resolved_batch').rows[0] -%}
+        {%- set map_unchanged = row[0] is not none and row[0] == row[1] -%}
+    {%- endif -%}
+{%- endif %}
+
 with
 {%- if is_incremental() %}
 watermark as (
@@ -196,6 +211,8 @@ fresh_against_stored as (
         or b.received_at >= w.received_from
 ),
 
+{%- if not map_unchanged %}
+
 {#- Stored anonymous events whose identity now resolves to another customer (or to none).
     Found from a narrow read of keys and identifiers first, then only those rows are read in
     full: reading every column of the ~5 M anonymous events of a 1M-customer history cost
@@ -227,11 +244,14 @@ re_resolved as (
     from {{ this }} as t
     inner join re_resolved_keys as k on k.event_row_id = t.event_row_id
 ),
+{%- endif %}
 
 candidates as (
     select * from fresh_against_stored
+    {%- if not map_unchanged %}
     union all
     select * from re_resolved
+    {%- endif %}
 ),
 {%- else %}
 
@@ -280,6 +300,7 @@ select
     c.quarantine_reason,
     c.prior_customer_id as previous_customer_id,
     cast(c.prior_occurred_at as date) as previous_activity_date,
+    cast({{ map_batch }} as {{ dbt.type_bigint() }}) as resolved_map_batch,
     {%- if is_incremental() %}
     w.batch as validated_batch
     {%- else %}
