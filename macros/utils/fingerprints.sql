@@ -11,7 +11,8 @@
     A fingerprint is the row count and the sum of a 64-bit hash of each row, per input, and
     the md5 of the model's compiled select: a change of data, settings (blocklist, limits,
     hops) or phasegate's own SQL changes it. Where no native 64-bit hash is known the
-    fingerprint is null and the model rebuilds every run, as a table would. -#}
+    fingerprint is null and the model rebuilds every run, as a table would; so does a model
+    whose last build was empty, having no row to keep the fingerprint in. -#}
 
 {#- A select of one text column `fingerprint` over the rows of `relation` (only `columns`
     are read). -#}
