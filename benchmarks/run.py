@@ -204,7 +204,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-c",
-                "import duckdb,sys; duckdb.connect(sys.argv[1]).execute(sys.argv[2])",
+                code,
                 env["PHASEGATE_DUCKDB_PATH"],
                 add_links,
             ],

@@ -69,7 +69,7 @@
   {%- if not (execute and is_incremental()) -%}
     {%- do return(rebuild) -%}
   {%- endif -%}
-  {%- set stored_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+  {%- set stored_columns = phasegate.relation_columns(this) -%}
   {%- if 'inputs_fingerprint' not in stored_columns or 'rebuilt_batch' not in stored_columns -%}
     {%- do return(rebuild) -%}
   {%- endif -%}

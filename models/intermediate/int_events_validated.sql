@@ -45,11 +45,13 @@
 {%- set map_batch = '(select max(m.rebuilt_batch) from ' ~ ref('int_identifiers_stitched') ~ ' as m)' -%}
 {%- set map_unchanged = false -%}
 {%- if execute and is_incremental() -%}
-    {%- set stored = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {%- set stored = phasegate.relation_columns(this) -%}
     {%- if 'resolved_map_batch' in stored -%}
         {%- set row = run_query('select ' ~ map_batch ~ ' as now_batch, (select max(t.resolved_map_batch) from '
             ~ this ~ ' as t) as resolved_batch').rows[0] -%}
         {%- set map_unchanged = row[0] is not none and row[0] == row[1] -%}
+        {#- Known now: written as a literal instead of reading the map again. -#}
+        {%- if row[0] is not none -%}{%- set map_batch = row[0] | int | string -%}{%- endif -%}
     {%- endif -%}
 {%- endif %}
 

@@ -21,7 +21,7 @@
     every row is re-read and stored rows it no longer quarantines are removed the same way. -#}
 {%- set validated = ref('int_events_validated') %}
 {%- if is_incremental() and execute %}
-{%- set stored = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list %}
+{%- set stored = phasegate.relation_columns(this) %}
 {%- if 'validated_batch' not in stored %}
 {{ exceptions.raise_compiler_error(
     this ~ " was built by an older phasegate, without the validated_batch column its incremental"
