@@ -191,6 +191,7 @@ BOOKKEEPING = {
     "previous_customer_id",
     "previous_activity_date",
     "summarized_as_of",
+    "consents_as_of",
     "inputs_fingerprint",
     "rebuilt_batch",
     "resolved_map_batch",

@@ -185,6 +185,18 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
     identities.write_text(
         identities.read_text() + "anonymous_id,a_unknown,user_id,c_prospect,2026-11-21 08:00:00\n"
     )
+    consents = p.path / "seeds" / "consents.csv"
+    consents.write_text(
+        consents.read_text()
+        # Landed late with an old timestamp: what 11-20 saw changed, so 11-21 recomputes all.
+        + "c_at_risk,sms,granted,2026-11-05 09:00:00\n"
+        # Visible from 11-22 only: that run rewrites just this customer.
+        + "c_new,sms,granted,2026-11-22 09:00:00\n"
+    )
+    customers = p.path / "seeds" / "customers.csv"
+    customers_before = customers.read_text()
+    # Signs up on 11-21: assigned a holdout group and consent rows when it appears.
+    customers.write_text(customers_before + "c_late,2026-11-21 08:00:00,late@example.com,,US\n")
     p.dbt("seed")
     for as_of in ("2026-11-21", "2026-11-22"):
         p.dbt("build", vars={"phasegate__as_of": as_of})
@@ -198,6 +210,8 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
             "int_customer_activity_summarized",
             "phasegate__customer_signals",
             "int_event_identity_links_collected",
+            "phasegate__customer_consents",
+            "phasegate__holdout_assignments",
         )
     }
     days = {(r[0], str(r[1])): r for r in incremental["int_customer_days_aggregated"]}
@@ -210,6 +224,16 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
     # Reported late: more than the 3-day lookback between occurring and arriving (e31, e32).
     late = sorted(r[0] for r in incremental["phasegate__late_events"])
     assert late == [date(2026, 11, 1), date(2026, 11, 18)]
+    # Consent rows: id, customer, channel, granted, ...; holdout rows: id, journey, customer, ...
+    granted = {(r[1], r[2]) for r in incremental["phasegate__customer_consents"] if r[3]}
+    assert {("c_at_risk", "sms"), ("c_new", "sms")} <= granted
+    assert "c_late" in {r[2] for r in incremental["phasegate__holdout_assignments"]}
+    # 11-21 recomputed every customer (a late change to what 11-20 saw); 11-22 only c_new.
+    written = dict(
+        query(p, "select customer_id, max(consents_as_of) from phasegate__customer_consents group by 1")
+    )
+    assert written["c_new"] == date(2026, 11, 22)
+    assert written["c_active"] == written["c_at_risk"] == date(2026, 11, 21)
 
     # Seeds stay: a full refresh of a seed drops it, and on Postgres its dependent views too.
     p.dbt(
@@ -224,15 +248,36 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
     assert membership(p)["c_prospect"] == "active"
 
     # The activity summary shifted four weeks at once (windows slide past whole days of
-    # activity), then taken back to an earlier date, still equals a rebuild.
+    # activity), then taken back to an earlier date, still equals a rebuild. So do consents
+    # (c_future signs up and c_anon grants on 12-01, and both go again) and holdouts, with
+    # c_late gone from the source.
+    customers.write_text(customers_before)
+    p.dbt("seed", "--select", "customers")
     for as_of in ("2026-12-20", "2026-11-22"):
         p.dbt("build", vars={"phasegate__as_of": as_of})
         summary = {
-            r: data_rows(p, r) for r in ("int_customer_activity_summarized", "phasegate__customer_signals")
+            r: data_rows(p, r)
+            for r in (
+                "int_customer_activity_summarized",
+                "phasegate__customer_signals",
+                "phasegate__customer_consents",
+                "phasegate__holdout_assignments",
+            )
         }
+        assert ("c_future" in {r[1] for r in summary["phasegate__customer_consents"]}) == (as_of > "2026-12")
+        assert "c_late" not in {r[2] for r in summary["phasegate__holdout_assignments"]}
         p.dbt("build", "--full-refresh", "--exclude", "resource_type:seed", vars={"phasegate__as_of": as_of})
         for relation, rows in summary.items():
             assert data_rows(p, relation) == rows, (as_of, relation)
+
+    # New holdout settings assign every customer again, and no row of the old ones is left.
+    salt = {"phasegate__as_of": "2026-11-22", "phasegate__holdout_salt": "reshuffled"}
+    p.dbt("build", "--select", "phasegate__holdout_assignments", vars=salt)
+    reshuffled = data_rows(p, "phasegate__holdout_assignments")
+    assert len(reshuffled) == len(summary["phasegate__holdout_assignments"])
+    assert not set(reshuffled) & set(summary["phasegate__holdout_assignments"])
+    p.dbt("build", "--select", "phasegate__holdout_assignments", "--full-refresh", vars=salt)
+    assert data_rows(p, "phasegate__holdout_assignments") == reshuffled
 
     # A replay landing with a received_at far behind the watermark is missed by incremental
     # runs: the build warns with the count, and a full refresh picks it up.

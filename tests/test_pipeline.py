@@ -15,7 +15,8 @@ import yaml
 from conftest import BIN, END, REPO, drop_pg_schemas, warehouse_env
 from phasegate import api
 from phasegate.config import load_config
-from phasegate.errors import BlockedError, ExitCode
+from phasegate.dbt_runner import reads_as_of_from_env, run_dbt
+from phasegate.errors import BlockedError, BuildError, ExitCode
 from phasegate.warehouse import connect, qualified
 
 
@@ -154,8 +155,10 @@ def test_end_to_end_sync_is_incremental_and_rerunnable(pipeline, generated):
     assert len(outbox_records(cfg)) == first.sent + nxt.sent
 
 
-def test_backfill_matches_day_by_day_builds(tmp_path, monkeypatch, generated):
-    """The backfill operation and scheduled daily builds share SQL and give the same history."""
+def test_backfill_matches_day_by_day_builds(tmp_path, monkeypatch, generated, capfd):
+    """The backfill operation and scheduled daily builds share SQL and give the same history.
+    Daily builds pass the date in the environment, not in --vars, so after the first build dbt
+    parses only what changed."""
     histories = []
     for mode in ("backfill", "daily"):
         env = warehouse_env("duckdb", tmp_path / mode)
@@ -169,7 +172,10 @@ def test_backfill_matches_day_by_day_builds(tmp_path, monkeypatch, generated):
             api.backfill(cfg, date(2026, 11, 16), END)
         else:
             for day in range(16, 21):
+                capfd.readouterr()
                 api.build(cfg, date(2026, 11, day))
+                full_parse = "Unable to do partial parsing" in capfd.readouterr().err
+                assert full_parse == (day == 16), day
         import duckdb
 
         con = duckdb.connect(env["PHASEGATE_DUCKDB_PATH"], read_only=True)
@@ -177,6 +183,30 @@ def test_backfill_matches_day_by_day_builds(tmp_path, monkeypatch, generated):
         con.close()
     assert histories[0] == histories[1]
     assert len({r[5] for r in histories[0]}) > 1  # changes on several days, not only placements
+
+
+def test_the_date_goes_as_a_var_to_a_package_that_does_not_read_it(tmp_path, monkeypatch):
+    """A dbt project whose phasegate package predates PHASEGATE_AS_OF gets the date as a var;
+    one whose macros read the variable but lack phasegate's macro fails the run, saying why."""
+    project = tmp_path / "old_package"
+    (project / "models").mkdir(parents=True)
+    (project / "models" / "one.sql").write_text("select 1 as x")
+    (project / "dbt_project.yml").write_text(
+        "name: old_package\nversion: '1.0'\nconfig-version: 2\nprofile: p\n"
+    )
+    outputs = {"d": {"type": "duckdb", "path": str(tmp_path / "w.duckdb")}}
+    (project / "profiles.yml").write_text(yaml.safe_dump({"p": {"target": "d", "outputs": outputs}}))
+    monkeypatch.setenv("DBT_TARGET_PATH", str(project / "target"))
+    inv = run_dbt(["parse"], project, as_of=date(2026, 11, 20))
+    assert inv.command[inv.command.index("--vars") + 1] == "{phasegate__as_of: '2026-11-20'}"
+
+    (project / "macros").mkdir()
+    (project / "macros" / "dates.sql").write_text(
+        "{% macro my_date() %}{{ return(env_var('PHASEGATE_AS_OF', '')) }}{% endmacro %}"
+    )
+    assert reads_as_of_from_env(project)
+    with pytest.raises(BuildError, match="did not load phasegate's as_of_setting.*instead of 2026-11-20"):
+        run_dbt(["parse"], project, as_of=date(2026, 11, 20))
 
 
 def _write_cfg(directory: Path, **checks) -> Path:

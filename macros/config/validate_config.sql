@@ -103,9 +103,10 @@
   {% if lookback is not number or lookback < 0 %}
     {% do errors.append("phasegate__lookback_days: must be a whole number of days >= 0, got `" ~ lookback ~ "`") %}
   {% endif %}
-  {% set as_of = var('phasegate__as_of', none) %}
+  {% set as_of = phasegate.as_of_setting() %}
   {% if as_of is string and as_of != '' and modules.re.match('^\\d{4}-\\d{2}-\\d{2}$', as_of) is none %}
-    {% do errors.append("phasegate__as_of: `" ~ as_of ~ "` is not a date; use YYYY-MM-DD") %}
+    {% set where = 'phasegate__as_of' if var('phasegate__as_of', none) not in [none, ''] else 'PHASEGATE_AS_OF (environment)' %}
+    {% do errors.append(where ~ ": `" ~ as_of ~ "` is not a date; use YYYY-MM-DD") %}
   {% endif %}
 
   {% set global_pct = phasegate.global_holdout_pct() %}

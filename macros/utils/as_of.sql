@@ -1,13 +1,26 @@
 {#- The evaluation date. Everything point-in-time (signals, phases, backfills) is computed
     "as of" the end of this UTC day. Set `phasegate__as_of: 'YYYY-MM-DD'` to evaluate a past
-    date; unset means today (UTC). -#}
+    date, or the PHASEGATE_AS_OF environment variable (what the phasegate CLI does: dbt
+    re-parses every file when --vars change, but not for an environment variable read only
+    while executing); the var wins. Neither set means today (UTC). -#}
 {% macro as_of_date() %}
-  {% set raw = var('phasegate__as_of', none) %}
+  {% set raw = phasegate.as_of_setting() %}
   {% if raw is none or raw == '' %}
     {% do return(modules.datetime.datetime.utcnow().date()) %}
   {% endif %}
   {% if raw is string %}
     {% do return(modules.datetime.date.fromisoformat(raw[:10])) %}
+  {% endif %}
+  {% do return(raw) %}
+{% endmacro %}
+
+{#- The configured evaluation date as given, or none. The environment is read only at
+    execution: read while parsing, dbt would record it and re-parse every model that uses
+    this macro whenever the date changes. -#}
+{% macro as_of_setting() %}
+  {% set raw = var('phasegate__as_of', none) %}
+  {% if (raw is none or raw == '') and execute %}
+    {% set raw = env_var('PHASEGATE_AS_OF', '') %}
   {% endif %}
   {% do return(raw) %}
 {% endmacro %}

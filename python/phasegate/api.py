@@ -89,14 +89,17 @@ def build(
         args.append("--full-refresh")
     if select:
         args += ["--select", select]
-    return run_dbt(args, Path(cfg.project_dir), cfg.target, _vars(cfg, as_of))
+    return run_dbt(args, Path(cfg.project_dir), cfg.target, _vars(cfg, as_of), as_of=as_of)
 
 
 def _vars(cfg: PhasegateConfig, as_of: date | None) -> dict | None:
+    """The vars of a run. The evaluation date goes to dbt in the environment (run_dbt), so
+    the vars stay the same from day to day; only a phasegate__as_of set in the config's
+    dbt_vars, which the var would otherwise win over, is replaced here."""
     out = dict(cfg.dbt_vars)
     if cfg.source_schema:
         out["phasegate__source_schema"] = cfg.source_schema
-    if as_of:
+    if as_of and "phasegate__as_of" in out:
         out["phasegate__as_of"] = as_of.isoformat()
     return out or None
 
@@ -117,12 +120,14 @@ def backfill(cfg: PhasegateConfig, start: date, end: date) -> int:
         project_dir,
         cfg.target,
         _vars(cfg, end),
+        as_of=end,
     )
     run_dbt(
         ["run", "--select", f"{as_of_models} phasegate__phase_transitions"],
         project_dir,
         cfg.target,
         _vars(cfg, start),
+        as_of=start,
     )
     if days > 1:
         args = {"start_date": (start + timedelta(days=1)).isoformat(), "end_date": end.isoformat()}
@@ -131,6 +136,7 @@ def backfill(cfg: PhasegateConfig, start: date, end: date) -> int:
             project_dir,
             cfg.target,
             _vars(cfg, end),
+            as_of=end,
         )
     build(cfg, end)
     return days + 1
