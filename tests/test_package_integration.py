@@ -270,6 +270,14 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
         for relation, rows in summary.items():
             assert data_rows(p, relation) == rows, (as_of, relation)
 
+    # A longer lookback recounts every late day: only e32 (21 days late) is still late.
+    longer = {"phasegate__as_of": "2026-11-22", "phasegate__lookback_days": 10}
+    p.dbt("build", "--select", "phasegate__late_events", vars=longer)
+    recounted = data_rows(p, "phasegate__late_events")
+    assert [(r[0], r[1]) for r in recounted] == [(date(2026, 11, 1), 1)]
+    p.dbt("build", "--select", "phasegate__late_events", "--full-refresh", vars=longer)
+    assert data_rows(p, "phasegate__late_events") == recounted
+
     # New holdout settings assign every customer again, and no row of the old ones is left.
     salt = {"phasegate__as_of": "2026-11-22", "phasegate__holdout_salt": "reshuffled"}
     p.dbt("build", "--select", "phasegate__holdout_assignments", vars=salt)

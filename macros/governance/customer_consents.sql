@@ -22,17 +22,14 @@
     Asks the warehouse only in an incremental run of a table with the bookkeeping columns. -#}
 {% macro consents_input_state(as_of) %}
   {%- set everything = {'since': none, 'recompute_all': true, 'fingerprint': '(' ~ phasegate.consents_fingerprint_sql(as_of) ~ ')'} -%}
-  {%- if not (execute and is_incremental()) -%}
+  {%- if not (phasegate.stored_table_readable()) -%}
     {%- do return(everything) -%}
   {%- endif -%}
   {%- set stored_columns = phasegate.relation_columns(this) -%}
   {%- if 'consents_as_of' not in stored_columns or 'inputs_fingerprint' not in stored_columns -%}
     {%- do return(everything) -%}
   {%- endif -%}
-  {%- set stored_as_of = run_query('select max(t.consents_as_of) from ' ~ this ~ ' as t').rows[0][0] -%}
-  {%- if stored_as_of is string -%}
-    {%- set stored_as_of = modules.datetime.date.fromisoformat(stored_as_of[:10]) -%}
-  {%- endif -%}
+  {%- set stored_as_of = phasegate.as_date(run_query('select max(t.consents_as_of) from ' ~ this ~ ' as t').rows[0][0]) -%}
   {%- if stored_as_of is none or stored_as_of > as_of -%}
     {%- do return(everything) -%}
   {%- endif -%}

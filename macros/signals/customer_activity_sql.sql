@@ -115,8 +115,13 @@ where a.activity_date <= {{ as_of_lit }}
 group by {{ key }}
 {% endmacro %}
 
+{#- The previous as-of date of activity_delta / activity_row_moves as SQL. -#}
+{% macro previous_as_of_sql(previous) %}
+  {%- do return(previous.as_of if previous is mapping else phasegate.date_literal(previous)) -%}
+{% endmacro %}
+
 {#- The change in each summary column for rows of `alias` moving from "as of `previous`" (a
-    mapping as in signal_in_window) to "as of `as_of`": window sums gain the rows entering their window
+    date, or a mapping as in signal_in_window) to "as of `as_of`": window sums gain the rows entering their window
     and lose those leaving it; last/first dates see the rows after `previous`. Only valid for
     customers whose daily rows did not change in between. -#}
 {% macro activity_delta(signal, as_of, previous, alias) %}
@@ -130,21 +135,60 @@ group by {{ key }}
     {#- The type of count(): a stored column must not change type between runs. #}
     cast(sum((case when {{ now_in }} and {{ value }} > 0 then 1 else 0 end) - (case when {{ was_in }} and {{ value }} > 0 then 1 else 0 end)) as {{ dbt.type_bigint() }})
   {%- elif signal.kind == 'days_since_last' -%}
-    max(case when {{ value }} > 0 and {{ date_col }} > {{ previous.as_of }} then {{ date_col }} end)
+    max(case when {{ value }} > 0 and {{ date_col }} > {{ phasegate.previous_as_of_sql(previous) }} then {{ date_col }} end)
   {%- elif signal.kind == 'days_since_first' -%}
-    min(case when {{ value }} > 0 and {{ date_col }} > {{ previous.as_of }} then {{ date_col }} end)
+    min(case when {{ value }} > 0 and {{ date_col }} > {{ phasegate.previous_as_of_sql(previous) }} then {{ date_col }} end)
   {%- endif -%}
 {% endmacro %}
 
-{#- Whether a daily row can change any summary column between `previous` and `as_of`. -#}
+{#- Whether a daily row can change any summary column between `previous` and `as_of`
+    (`previous` a date, or a mapping as in signal_in_window). With a date, the condition is a
+    few literal date ranges (moved_date_ranges), which the database checks on the date column
+    alone before reading the rest of a row. -#}
 {% macro activity_row_moves(as_of, previous, alias) %}
   {%- set date_col = alias ~ '.activity_date' -%}
+  {%- if previous is not mapping -%}
+    {%- set parts = [] -%}
+    {%- for r in phasegate.moved_date_ranges(as_of, previous) -%}
+      {%- do parts.append('(' ~ date_col ~ ' between ' ~ phasegate.date_literal(r[0]) ~ ' and ' ~ phasegate.date_literal(r[1]) ~ ')') -%}
+    {%- endfor -%}
+    {{- (parts | join('\n        or ')) if parts else '1 = 0' -}}
+  {%- else -%}
   {%- set parts = ['(' ~ date_col ~ ' > ' ~ previous.as_of ~ ')'] -%}
   {%- for s in phasegate.activity_signals() if s.get('days') -%}
     {%- do parts.append('((' ~ phasegate.signal_in_window(s, date_col, as_of) ~ ') <> ('
         ~ phasegate.signal_in_window(s, date_col, previous) ~ '))') -%}
   {%- endfor -%}
   {{- parts | unique | join('\n        or ') -}}
+  {%- endif -%}
+{% endmacro %}
+
+{#- The days whose rows count differently as of `as_of` than as of `previous` (an earlier
+    date), as merged [first, last] date pairs: the days after `previous`, and for each
+    windowed signal the days in exactly one of its two windows. -#}
+{% macro moved_date_ranges(as_of, previous) %}
+  {%- set day = modules.datetime.timedelta(days=1) -%}
+  {%- set ranges = [] -%}
+  {%- if as_of > previous -%}
+    {%- do ranges.append([previous + day, as_of]) -%}
+  {%- endif -%}
+  {%- for s in phasegate.activity_signals() if s.get('days') -%}
+    {%- set back = phasegate.window_days_back(s) -%}
+    {%- set now = [phasegate.days_before(as_of, back[0]), phasegate.days_before(as_of, back[1])] -%}
+    {%- set was = [phasegate.days_before(previous, back[0]), phasegate.days_before(previous, back[1])] -%}
+    {%- if now[0] > was[1] or was[0] > now[1] -%}
+      {%- do ranges.append(now) -%}
+      {%- do ranges.append(was) -%}
+    {%- else -%}
+      {%- if now[0] != was[0] -%}
+        {%- do ranges.append([[now[0], was[0]] | min, ([now[0], was[0]] | max) - day]) -%}
+      {%- endif -%}
+      {%- if now[1] != was[1] -%}
+        {%- do ranges.append([([now[1], was[1]] | min) + day, [now[1], was[1]] | max]) -%}
+      {%- endif -%}
+    {%- endif -%}
+  {%- endfor -%}
+  {%- do return(phasegate.merge_date_ranges(ranges)) -%}
 {% endmacro %}
 
 {#- Each windowed signal's window as of `anchor` (a SQL date expression), as columns

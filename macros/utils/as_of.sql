@@ -33,6 +33,11 @@
   {%- do return(d - modules.datetime.timedelta(days=n | int)) -%}
 {% endmacro %}
 
+{#- A timestamp literal for the first instant of day `d`. -#}
+{% macro start_of_day_literal(d) %}
+  {%- do return("cast('" ~ d.isoformat() ~ " 00:00:00' as " ~ dbt.type_timestamp() ~ ")") -%}
+{% endmacro %}
+
 {#- A timestamp literal for the first instant after the as-of day, for half-open bounds. -#}
 {% macro end_of_day_literal(d) %}
   {%- set next_day = d + modules.datetime.timedelta(days=1) -%}

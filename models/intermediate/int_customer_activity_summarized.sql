@@ -26,7 +26,22 @@
 {%- set signals = phasegate.activity_signals() -%}
 {%- set daily = ref('int_customer_days_aggregated') -%}
 {%- set validated = ref('int_events_validated') -%}
+{#- The stored evaluation date, read first so the rows whose window membership changed
+    are found by literal date ranges (activity_row_moves), tested on the date column alone,
+    rather than by comparing every one of the 47.8 M daily rows (1M customers) with window
+    bounds carried on each row by a cross join. Unknown
+    (not executing, or a first build), it comes from the `mode` row instead, whose columns
+    `moved` reads as m and carries on to `deltas` as a. -#}
 {%- set previous = {'as_of': 'm.previous_as_of', 'bounds': 'm'} -%}
+{%- set previous_in_deltas = {'as_of': 'a.previous_as_of', 'bounds': 'a'} -%}
+{%- set stored_as_of = none -%}
+{%- if phasegate.stored_table_readable() -%}
+    {%- set stored_as_of = phasegate.as_date(run_query('select max(t.summarized_as_of) from ' ~ this ~ ' as t').rows[0][0]) -%}
+    {%- if stored_as_of is not none and stored_as_of <= as_of -%}
+        {%- set previous = stored_as_of -%}
+        {%- set previous_in_deltas = stored_as_of -%}
+    {%- endif -%}
+{%- endif %}
 
 with
 latest_batch as (
@@ -116,12 +131,12 @@ moved as (
 deltas as (
     select
         a.customer_id,
-        min(case when a.inbound_events > 0 and a.activity_date > a.previous_as_of then a.activity_date end)
+        min(case when a.inbound_events > 0 and a.activity_date > {{ phasegate.previous_as_of_sql(previous_in_deltas) }} then a.activity_date end)
             as first_seen_on,
-        max(case when a.inbound_events > 0 and a.activity_date > a.previous_as_of then a.activity_date end)
+        max(case when a.inbound_events > 0 and a.activity_date > {{ phasegate.previous_as_of_sql(previous_in_deltas) }} then a.activity_date end)
             as last_seen_on
         {%- for s in signals %},
-        {{ phasegate.activity_delta(s, as_of, {'as_of': 'a.previous_as_of', 'bounds': 'a'}, 'a') }} as {{ phasegate.activity_column(s) }}
+        {{ phasegate.activity_delta(s, as_of, previous_in_deltas, 'a') }} as {{ phasegate.activity_column(s) }}
         {%- endfor %}
     from moved as a
     group by a.customer_id

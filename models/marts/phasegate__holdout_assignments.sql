@@ -22,7 +22,7 @@
 {%- set global_cut = ((phasegate.global_holdout_pct() | float) * 100) | round | int %}
 {%- set settings = phasegate.holdout_settings_fingerprint() %}
 {%- set assign_all = true %}
-{%- if execute and is_incremental() and 'settings_fingerprint' in phasegate.relation_columns(this) %}
+{%- if phasegate.stored_table_readable() and 'settings_fingerprint' in phasegate.relation_columns(this) %}
     {%- set stored = run_query('select min(t.settings_fingerprint), max(t.settings_fingerprint), count(*), '
         ~ settings ~ ' from ' ~ this ~ ' as t').rows[0] %}
     {#- An empty table has no fingerprint to compare; assigning everyone is then free. -#}
