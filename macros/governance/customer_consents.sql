@@ -48,10 +48,3 @@
       'fingerprint': now_fp}) -%}
 {% endmacro %}
 
-{#- Post-hook of phasegate__customer_consents: the rows a full recomputation wrote back
-    with a null status (customers or channels no longer present) go. -#}
-{% macro delete_consent_tombstones() -%}
-  {%- if is_incremental() -%}
-    delete from {{ this }} where consent_status is null
-  {%- endif -%}
-{%- endmacro %}

@@ -53,10 +53,3 @@ read_from as (
     cross join read_through as r
 )
 {% endmacro %}
-
-{#- Post-hook of phasegate__late_events: days recounted to no late event go. -#}
-{% macro delete_days_without_late_events() -%}
-  {%- if is_incremental() -%}
-    delete from {{ this }} where late_events = 0
-  {%- endif -%}
-{%- endmacro %}

@@ -4,7 +4,7 @@
         unique_key='customer_consent_id',
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
-        post_hook="{{ phasegate.delete_consent_tombstones() }}",
+        post_hook="delete from {{ this }} where consent_status is null",
         tags=['phasegate_incremental']
     )
 }}

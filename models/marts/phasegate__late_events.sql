@@ -4,7 +4,7 @@
         unique_key='occurred_on',
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
-        post_hook="{{ phasegate.delete_days_without_late_events() }}",
+        post_hook="delete from {{ this }} where late_events = 0",
         tags=['phasegate_incremental']
     )
 }}
@@ -23,9 +23,10 @@
 {%- set days = none %}
 {%- if phasegate.stored_table_readable() and 'events_batch' in phasegate.relation_columns(this) %}
     {%- set stored = run_query('select count(*), min(t.lookback_days), max(t.lookback_days), max(t.events_batch), '
-        ~ '(select min(v.validated_batch) from ' ~ validated ~ ' as v) from ' ~ this ~ ' as t').rows[0] %}
+        ~ phasegate.validated_rebuilt_since('(select min(v.validated_batch) from ' ~ validated ~ ' as v)', 'max(t.events_batch)')
+        ~ ' from ' ~ this ~ ' as t').rows[0] %}
     {%- if stored[0] > 0 and stored[1] == lookback and stored[2] == lookback and stored[3] is not none
-        and stored[4] is not none and stored[4] <= stored[3] %}
+        and stored[4] is false %}
         {%- set days = run_query('select cast(v.occurred_at as date) from ' ~ validated ~ ' as v '
             ~ 'where v.validated_batch > ' ~ stored[3] ~ ' and v.occurred_at is not null '
             ~ 'union select v.previous_activity_date from ' ~ validated ~ ' as v '
@@ -33,7 +34,11 @@
     {%- endif %}
 {%- endif %}
 
-with late as (
+with latest_batch as (
+    select max(v.validated_batch) as batch from {{ validated }} as v
+),
+
+late as (
     select
         cast(v.occurred_at as date) as occurred_on,
         {{ dbt.datediff('cast(v.occurred_at as date)', 'cast(v.received_at as date)', 'day') }} as days_late
@@ -61,8 +66,9 @@ select
     p.late_events,
     p.max_days_late,
     {{ lookback }} as lookback_days,
-    (select max(v.validated_batch) from {{ validated }} as v) as events_batch
+    b.batch as events_batch
 from per_day as p
+cross join latest_batch as b
 {%- if is_incremental() and days is none %}
 {#- Recounting every day: stored days without any event left are written back empty, so
     that delete+insert replaces them and the post-hook removes them. #}
@@ -72,8 +78,9 @@ select
     0 as late_events,
     cast(null as {{ dbt.type_int() }}) as max_days_late,
     {{ lookback }} as lookback_days,
-    (select max(v.validated_batch) from {{ validated }} as v) as events_batch
+    b.batch as events_batch
 from {{ this }} as t
+cross join latest_batch as b
 left join per_day as p on p.occurred_on = t.occurred_on
 where p.occurred_on is null
 {%- endif %}
