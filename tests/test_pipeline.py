@@ -116,6 +116,16 @@ MARTS = (
 )
 
 
+# Node kinds every build runs besides tests: the on-run-start hook (config validation),
+# seeds, models and the exposures of the marts.
+BUILT = {"operation", "seed", "model", "exposure"}
+
+
+def built_kinds(inv) -> set[str]:
+    """The kinds of dbt node a build ran (all of them passed, or it would have raised)."""
+    return {r["unique_id"].split(".")[0] for r in inv.run_results["results"]}
+
+
 def test_end_to_end_sync_is_incremental_and_rerunnable(pipeline, generated):
     path, _ = pipeline
     cfg = load_config(path)
@@ -143,13 +153,15 @@ def test_end_to_end_sync_is_incremental_and_rerunnable(pipeline, generated):
     assert {"lifecycle_phase", "lifecycle_phase_entered_on", "total_orders"} <= set(upserts[0])
     assert all(isinstance(r["total_orders"], int) for r in upserts)
 
-    # Rebuilding the same day and syncing again sends nothing.
-    api.build(cfg, END)
+    # Rebuilding the same day and syncing again sends nothing. A scheduled build runs the
+    # data tests but not the package's unit tests (static fixtures); asked, it runs them too.
+    assert built_kinds(api.build(cfg, END)) == BUILT | {"test"}
     again = api.activate(cfg, progress=False).syncs[0]
     assert (again.upserts, again.removes, again.events, again.sent) == (0, 0, 0, 0)
 
     # The next day: only customers whose attributes changed, and that day's phase events.
-    api.build(cfg, date(2026, 11, 21))
+    next_day = api.build(cfg, date(2026, 11, 21), unit_tests=True)
+    assert built_kinds(next_day) == BUILT | {"test", "unit_test"}
     nxt = api.activate(cfg, progress=False).syncs[0]
     assert 0 < nxt.upserts < 1500  # days_since_last_order moves for buyers; not for prospects
     assert len(outbox_records(cfg)) == first.sent + nxt.sent

@@ -73,7 +73,7 @@
   {%- set date_col = alias ~ '.activity_date' -%}
   {%- set in_window = phasegate.signal_in_window(signal, date_col, as_of) -%}
   {%- if signal.kind == 'sum' -%}
-    sum(case when {{ in_window }} then {{ value }} else 0 end)
+    {{ phasegate.sum_where(value, in_window) }}
   {%- elif signal.kind == 'active_days' -%}
     {#- Daily activity holds one row per customer and day (a tested key), so counting rows
         counts days: `count(distinct)` kept a second hash table per customer (1M-customer

@@ -30,6 +30,7 @@ from phasegate.warehouse import Warehouse, connect, qualified
 log = logging.getLogger(__name__)
 
 SOURCE_TABLES = ("customers", "identities", "events", "consents")
+UNIT_TESTS_EXCLUDED = ["--exclude-resource-type", "unit_test"]
 
 
 def _source_schema(project_dir: Path) -> str:
@@ -83,12 +84,19 @@ def build(
     as_of: date | None = None,
     full_refresh: bool = False,
     select: str | None = None,
+    unit_tests: bool = False,
 ) -> DbtInvocation:
+    """`dbt build`: models, seeds and their data tests. The package's dbt unit tests check
+    its SQL on static fixtures, not the data, so a scheduled build leaves them out, as dbt
+    recommends for production (they ran on the critical path of every daily build);
+    `unit_tests=True` runs them too, for CI or after upgrading phasegate."""
     args = ["build"]
     if full_refresh:
         args.append("--full-refresh")
     if select:
         args += ["--select", select]
+    if not unit_tests:
+        args += UNIT_TESTS_EXCLUDED
     return run_dbt(args, Path(cfg.project_dir), cfg.target, _vars(cfg, as_of), as_of=as_of)
 
 
@@ -116,7 +124,14 @@ def backfill(cfg: PhasegateConfig, start: date, end: date) -> int:
     # evaluating `start` (signals read the activity summary, so it is evaluated with them).
     as_of_models = "int_customer_activity_summarized phasegate__customer_signals"
     run_dbt(
-        ["build", "--select", "+phasegate__customer_signals", "--exclude", as_of_models],
+        [
+            "build",
+            "--select",
+            "+phasegate__customer_signals",
+            "--exclude",
+            as_of_models,
+            *UNIT_TESTS_EXCLUDED,
+        ],
         project_dir,
         cfg.target,
         _vars(cfg, end),

@@ -129,10 +129,18 @@ def build(
     select: Annotated[
         str | None, typer.Option(help="dbt selector, e.g. +phasegate__phase_membership.")
     ] = None,
+    unit_tests: Annotated[
+        bool,
+        typer.Option(
+            help="Also run the package's dbt unit tests. They check phasegate's SQL on static "
+            "fixtures, not your data: run them in CI or after upgrading phasegate; scheduled "
+            "builds leave them out, as dbt recommends for production."
+        ),
+    ] = False,
 ) -> None:
-    """Run `dbt build` (models and their tests) for the evaluation date."""
+    """Run `dbt build` (models, seeds and their data tests) for the evaluation date."""
     cfg = load_config(config)
-    api.build(cfg, _date(as_of, "--as-of"), full_refresh=full_refresh, select=select)
+    api.build(cfg, _date(as_of, "--as-of"), full_refresh=full_refresh, select=select, unit_tests=unit_tests)
     _print_phase_summary(cfg)
 
 

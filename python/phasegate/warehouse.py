@@ -10,13 +10,14 @@ import contextlib
 import io
 from collections.abc import Sequence
 from pathlib import Path
-
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING
 
 from phasegate.errors import ConfigError
 from phasegate.profiles import WarehouseTarget, load_target
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 
 def _quote(ident: str) -> str:
@@ -28,6 +29,8 @@ def qualified(schema: str, table: str) -> str:
 
 
 def _naive_utc(table: pa.Table) -> pa.Table:
+    import pyarrow as pa
+
     """Timestamps land as naive UTC so every warehouse reads them the same way."""
     fields = []
     for f in table.schema:
@@ -84,6 +87,8 @@ class Warehouse:
         cur = self._cursor()
         cur.execute(self._sql(sql), params or ())
         cols = [d[0] for d in cur.description]
+        import pandas as pd
+
         return pd.DataFrame(cur.fetchall(), columns=cols)
 
     def _sql(self, sql: str) -> str:
@@ -136,6 +141,9 @@ class DuckDBWarehouse(Warehouse):
         self.conn.close()
 
     def load_parquet(self, schema: str, table: str, path: Path) -> int:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         self.ensure_schema(schema)
         reader = pq.ParquetFile(path)
         target = qualified(schema, table)
@@ -173,6 +181,8 @@ _PG_TYPES = {
 
 
 def _pg_type(t: pa.DataType) -> str:
+    import pyarrow as pa
+
     if pa.types.is_timestamp(t):
         return "timestamp"
     if pa.types.is_decimal(t):
@@ -218,6 +228,9 @@ class PostgresWarehouse(Warehouse):
         self.conn.close()
 
     def load_parquet(self, schema: str, table: str, path: Path) -> int:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         self.ensure_schema(schema)
         reader = pq.ParquetFile(path)
         target = qualified(schema, table)

@@ -10,8 +10,6 @@ import json
 import os
 from pathlib import Path
 
-import pandas as pd
-
 from phasegate.destinations.base import BatchResult, Capabilities, Destination, Record
 from phasegate.destinations.configs import FileDestinationConfig
 from phasegate.errors import PermanentError
@@ -49,6 +47,8 @@ class FileDestination(Destination):
                 fh.flush()
                 os.fsync(fh.fileno())
         else:
+            import pandas as pd
+
             frame = pd.DataFrame(rows).astype(object).where(lambda f: f.notna(), None)
             if self.format == "csv":
                 frame.to_csv(tmp, index=False)
