@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from phasegate.errors import ConfigError
 from phasegate.profiles import WarehouseTarget, load_target
 
+# pandas and pyarrow are imported where they are used: every CLI command imports this
+# module, and the two were half of its 0.8 s start-up.
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
@@ -29,9 +31,9 @@ def qualified(schema: str, table: str) -> str:
 
 
 def _naive_utc(table: pa.Table) -> pa.Table:
+    """Timestamps land as naive UTC so every warehouse reads them the same way."""
     import pyarrow as pa
 
-    """Timestamps land as naive UTC so every warehouse reads them the same way."""
     fields = []
     for f in table.schema:
         if pa.types.is_timestamp(f.type) and f.type.tz is not None:
