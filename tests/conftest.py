@@ -195,6 +195,8 @@ BOOKKEEPING = {
     "inputs_fingerprint",
     "rebuilt_batch",
     "resolved_map_batch",
+    "mapped_since_batch",
+    "unmapped_batch",
 }
 
 

@@ -125,7 +125,16 @@ def _identity_state(project):
 
 def _assert_identity_matches_rebuild(project, step, vars=None):
     """The identity models after an incremental run equal a rebuild from scratch (with the
-    same vars); the incremental tables are then put back, so the next step builds on them."""
+    same vars), and every stored event without a user_id has the customer its anonymous id
+    maps to; the incremental tables are then put back, so the next step builds on them."""
+    stale = query(
+        project,
+        "select v.event_row_id, v.customer_id, m.customer_id from int_events_validated as v "
+        "left join int_identifiers_stitched as m on m.identifier_type = 'anonymous_id' "
+        "and m.identifier_value = v.anonymous_id and m.within_limit "
+        "where v.user_id is null and coalesce(v.customer_id, '') <> coalesce(m.customer_id, '')",
+    )
+    assert stale == [], (step, stale)
     incremental = _identity_state(project)
     for r in IDENTITY_MODELS:
         execute(project, f"create table {r}__kept as select * from {r}")
@@ -146,6 +155,11 @@ def _rebuilt_batches(project):
         assert len(rows) == 1, (r, rows)
         batches[r] = rows[0][0]
     return batches
+
+
+def _map_batches(project):
+    """The identifier map's build, and the latest build in which an anonymous id left it."""
+    return query(project, "select max(rebuilt_batch), max(unmapped_batch) from int_identifiers_stitched")[0]
 
 
 def _owner(project, identifier_type, identifier_value):
@@ -174,10 +188,14 @@ def test_identity_map_built_incrementally_matches_a_rebuild(integration_project)
     customers = p.path / "seeds" / "customers.csv"
     events = p.path / "seeds" / "events.csv"
     base_identities, base_customers = identities.read_text(), customers.read_text()
-    # Resolves only while the chain c_active -> a_chain1 -> d_chain -> a_chain2 holds.
+    # Resolves only while the chain c_active -> a_chain1 -> d_chain -> a_chain2 holds; e_later,
+    # received weeks before the last events (outside the lookback), once a_later is linked.
     events.write_text(
-        events.read_text() + "e_chain,2026-11-15 10:00:00,2026-11-15 10:00:01,,a_chain2,page_view,web,,{}\n"
+        events.read_text()
+        + "e_chain,2026-11-15 10:00:00,2026-11-15 10:00:01,,a_chain2,page_view,web,,{}\n"
+        + "e_later,2026-10-01 10:00:00,2026-10-01 10:00:01,,a_later,page_view,web,,{}\n"
     )
+    later = [("anonymous_id", "a_later", "user_id", "c_active")]
 
     def links(*groups, shared_observed="2026-06-01 10:00:00"):
         rows = []
@@ -197,12 +215,26 @@ def test_identity_map_built_incrementally_matches_a_rebuild(integration_project)
     p.dbt("seed")
     p.dbt("build")
     assert _event(p, "e_chain") == (None, "unresolved_identity")
+    assert _event(p, "e_later") == (None, "unresolved_identity")
 
-    links(ADVERSARIAL_LINKS, spokes(20))
+    first_map, _ = _map_batches(p)
+
+    # Links only added: no anonymous id left the map, so the stored events re-resolved are
+    # found through the identifiers mapped since the last build (mapped_since_batch).
+    links(ADVERSARIAL_LINKS, spokes(20), later)
     build()
     assert _owner(p, "anonymous_id", "a_chain2") == "c_active"
     assert _owner(p, "device_id", "d_star") is not None  # 20 links: not a hub yet
     assert _event(p, "e_chain") == ("c_active", None)
+    assert _event(p, "e_later") == ("c_active", None)
+    map_batch, unmapped_batch = _map_batches(p)
+    assert unmapped_batch == first_map < map_batch
+    assert query(
+        p,
+        "select mapped_since_batch from int_identifiers_stitched "
+        "where identifier_type = 'anonymous_id' and identifier_value in ('a_chain2', 'a_anon') "
+        "order by identifier_value",
+    ) == [(first_map,), (map_batch,)]
     _assert_identity_matches_rebuild(p, "links added")
 
     # New events that carry no identity link: the identity models are not rewritten.
@@ -222,6 +254,10 @@ def test_identity_map_built_incrementally_matches_a_rebuild(integration_project)
     assert all(after[r] > before[r] for r in IDENTITY_MODELS), (before, after)
     assert _owner(p, "anonymous_id", "a_chain2") is None
     assert _event(p, "e_chain") == (None, "unresolved_identity")
+    # a_chain1 and a_chain2 left the map: nothing in it points at e_chain any more, so this
+    # run looked up every stored anonymous event.
+    map_batch, unmapped_batch = _map_batches(p)
+    assert unmapped_batch == map_batch
     _assert_identity_matches_rebuild(p, "blocklist changed", vars=blocklist)
 
     links(ADVERSARIAL_LINKS, spokes(30))
