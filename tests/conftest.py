@@ -195,8 +195,6 @@ BOOKKEEPING = {
     "inputs_fingerprint",
     "rebuilt_batch",
     "resolved_map_batch",
-    "mapped_since_batch",
-    "unmapped_batch",
 }
 
 

@@ -59,35 +59,35 @@
 {%- endmacro %}
 
 {#- Whether the model can skip this run, the fingerprint to store and the batch to write, as
-    {'unchanged': bool, 'fingerprint': SQL, 'batch': SQL, 'stored': bool}. Only an
-    incremental run of a table that has the bookkeeping columns (and `required_columns`, a
-    model's own) asks the warehouse (one query); otherwise the model rebuilds and computes the
-    fingerprint inline. `stored`: the rows of the previous build are there to be read. A
-    rebuild's batch is above every stored one and at least the run's start in epoch
-    milliseconds. -#}
-{% macro inputs_state(fingerprint_sql, required_columns=[]) %}
+    {'unchanged': bool, 'fingerprint': SQL, 'batch': SQL}. Only an incremental run of a
+    table that has the bookkeeping columns asks the warehouse (one query); otherwise the
+    model rebuilds and computes the fingerprint inline. A rebuild's batch is above every
+    stored one and at least the run's start in epoch milliseconds. -#}
+{% macro inputs_state(fingerprint_sql) %}
   {%- set floor = 'cast(' ~ phasegate.batch_number_floor() ~ ' as ' ~ dbt.type_bigint() ~ ')' -%}
-  {%- set rebuild = {'unchanged': false, 'fingerprint': '(' ~ fingerprint_sql ~ ')', 'batch': floor, 'stored': false} -%}
+  {%- set rebuild = {'unchanged': false, 'fingerprint': '(' ~ fingerprint_sql ~ ')', 'batch': floor} -%}
   {%- if not (execute and is_incremental()) -%}
     {%- do return(rebuild) -%}
   {%- endif -%}
   {%- set stored_columns = phasegate.relation_columns(this) -%}
-  {%- for c in ['inputs_fingerprint', 'rebuilt_batch'] + required_columns -%}
-    {%- if c not in stored_columns -%}
-      {%- do return(rebuild) -%}
-    {%- endif -%}
-  {%- endfor -%}
+  {%- if 'inputs_fingerprint' not in stored_columns or 'rebuilt_batch' not in stored_columns -%}
+    {%- do return(rebuild) -%}
+  {%- endif -%}
   {%- set row = run_query('select (' ~ fingerprint_sql ~ ') as now_fp, (' ~ phasegate.stored_fingerprint(this) ~ ') as stored_fp').rows[0] -%}
   {%- do return({
       'unchanged': row[0] is not none and row[0] == row[1],
       'fingerprint': ("'" ~ row[0] ~ "'") if row[0] is not none else 'cast(null as ' ~ dbt.type_string() ~ ')',
       'batch': 'cast((select greatest(coalesce(max(t.rebuilt_batch), 0) + 1, ' ~ floor ~ ') from ' ~ this ~ ' as t) as '
-          ~ dbt.type_bigint() ~ ')',
-      'stored': true}) -%}
+          ~ dbt.type_bigint() ~ ')'}) -%}
 {% endmacro %}
 
-{#- `body` with the two bookkeeping columns: the rows a rebuild appends. -#}
-{% macro rebuilt_rows(body, state) -%}
+{#- The model's select: nothing when its inputs are unchanged, else `body` with the two
+    bookkeeping columns. -#}
+{% macro rebuilt_when_inputs_change(body, fingerprint_parts) -%}
+  {%- set state = phasegate.inputs_state(phasegate.inputs_fingerprint_sql(fingerprint_parts, body)) -%}
+  {%- if state.unchanged %}
+select * from {{ this }} as t where 1 = 0
+  {%- else %}
 select
     b.*,
     {{ state.fingerprint }} as inputs_fingerprint,
@@ -95,21 +95,6 @@ select
 from (
 {{ body }}
 ) as b
-{%- endmacro %}
-
-{#- What an unchanged run selects: no row. -#}
-{% macro no_rows() -%}
-select * from {{ this }} as t where 1 = 0
-{%- endmacro %}
-
-{#- The model's select: nothing when its inputs are unchanged, else `body` with the two
-    bookkeeping columns. -#}
-{% macro rebuilt_when_inputs_change(body, fingerprint_parts) -%}
-  {%- set state = phasegate.inputs_state(phasegate.inputs_fingerprint_sql(fingerprint_parts, body)) -%}
-  {%- if state.unchanged %}
-{{ phasegate.no_rows() }}
-  {%- else %}
-{{ phasegate.rebuilt_rows(body, state) }}
   {%- endif %}
 {%- endmacro %}
 

@@ -39,29 +39,19 @@
 {%- for c in ['event_row_id', 'customer_id', 'quarantine_reason'] + stored_columns %}{% do qualified_prior.append('t.' ~ c) %}{% endfor -%}
 
 {#- The identifier map rebuilds only when its inputs change (macros/utils/fingerprints.sql), and
-    each run records the map build it resolved against (`resolved_map_batch`); every stored
-    row agrees with that build. Stored anonymous events are re-resolved only when the map was
-    rebuilt since, and then only those whose anonymous id got another customer (or lost it)
-    since (the map's `mapped_since_batch`): looking up every stored anonymous event in the
-    whole map took ~5 s of CPU at 1M customers, to find a few thousand. Only if an anonymous
-    id that mapped a customer has left the map since (`unmapped_batch`) does the run look up
-    all of them, as nothing in the map points to those events any more. -#}
-{%- set map = ref('int_identifiers_stitched') -%}
-{%- set map_batch = '(select max(m.rebuilt_batch) from ' ~ map ~ ' as m)' -%}
+    each run records the map build it resolved against (`resolved_map_batch`). Stored
+    anonymous events are re-resolved only when the map was rebuilt since: finding them reads
+    every stored anonymous event and joins the map, and on most days nothing changed. -#}
+{%- set map_batch = '(select max(m.rebuilt_batch) from ' ~ ref('int_identifiers_stitched') ~ ' as m)' -%}
 {%- set map_unchanged = false -%}
-{%- set resolved_batch = none -%}
 {%- if execute and is_incremental() -%}
     {%- set stored = phasegate.relation_columns(this) -%}
     {%- if 'resolved_map_batch' in stored -%}
-        {%- set unmapped_batch = 'max(m.unmapped_batch)' if 'unmapped_batch' in phasegate.relation_columns(map) else 'null' -%}
-        {%- set row = run_query('select max(m.rebuilt_batch) as now_batch, (select max(t.resolved_map_batch) from '
-            ~ this ~ ' as t) as resolved_batch, ' ~ unmapped_batch ~ ' as unmapped_batch from ' ~ map ~ ' as m').rows[0] -%}
+        {%- set row = run_query('select ' ~ map_batch ~ ' as now_batch, (select max(t.resolved_map_batch) from '
+            ~ this ~ ' as t) as resolved_batch').rows[0] -%}
         {%- set map_unchanged = row[0] is not none and row[0] == row[1] -%}
         {#- Known now: written as a literal instead of reading the map again. -#}
         {%- if row[0] is not none -%}{%- set map_batch = row[0] | int | string -%}{%- endif -%}
-        {%- if row[1] is not none and row[2] is not none and row[2] <= row[1] -%}
-            {%- set resolved_batch = row[1] | int | string -%}
-        {%- endif -%}
     {%- endif -%}
 {%- endif %}
 
@@ -246,19 +236,8 @@ re_resolved_keys as (
     select t.event_row_id
     from {{ this }} as t
     cross join watermark as w
-    {%- if resolved_batch is not none %}
-    inner join (
-        select
-            m.identifier_value,
-            case when m.within_limit then m.customer_id end as customer_id
-        from {{ map }} as m
-        where m.identifier_type = 'anonymous_id'
-            and m.mapped_since_batch > {{ resolved_batch }}
-    ) as m on m.identifier_value = t.anonymous_id
-    {%- else %}
-    left join {{ map }} as m
+    left join {{ ref('int_identifiers_stitched') }} as m
         on m.identifier_type = 'anonymous_id' and m.identifier_value = t.anonymous_id and m.within_limit
-    {%- endif %}
     where t.user_id is null
         and t.anonymous_id is not null
         and t.received_at < w.received_from
@@ -305,7 +284,7 @@ resolved as (
         c.*,
         coalesce(c.user_id, m.customer_id) as customer_id
     from candidates as c
-    left join {{ map }} as m
+    left join {{ ref('int_identifiers_stitched') }} as m
         on m.identifier_type = 'anonymous_id' and m.identifier_value = c.anonymous_id and m.within_limit
 ),
 

@@ -103,59 +103,7 @@ select
     identifier_rank <= {{ phasegate.identity_max_identifiers_per_customer() }} as within_limit
 from ranked
 {%- endset %}
-{#- Two more bookkeeping columns tell int_events_validated which stored events a rebuild can
-    have re-resolved, so it need not look up all of them: `mapped_since_batch`, the build since
-    which the identifier has had this customer and within_limit (carried from the previous
-    build's row when both are equal), and `unmapped_batch`, the same in every row, the latest
-    build in which an anonymous id that mapped a customer (within_limit) left the map
-    altogether. A build without a previous one to compare with sets both to its own batch. -#}
-{%- set state = phasegate.inputs_state(
-    phasegate.inputs_fingerprint_sql([
-        phasegate.stored_fingerprint(ref('int_identity_edges_normalized')),
-        phasegate.rows_fingerprint(ref('int_customers_unioned'), ['customer_id', 'signup_at']),
-    ], body),
-    required_columns=['mapped_since_batch', 'unmapped_batch']) %}
-{%- if state.unchanged %}
-{{ phasegate.no_rows() }}
-{%- elif not state.stored %}
-select
-    r.*,
-    r.rebuilt_batch as mapped_since_batch,
-    r.rebuilt_batch as unmapped_batch
-from ({{ phasegate.rebuilt_rows(body, state) }}) as r
-{%- else %}
-with rebuilt as (
-{{ phasegate.rebuilt_rows(body, state) }}
-),
-
-previous as (
-    select t.identifier_type, t.identifier_value, t.customer_id, t.within_limit, t.mapped_since_batch, t.unmapped_batch
-    from {{ this }} as t
-    where t.rebuilt_batch = (select max(x.rebuilt_batch) from {{ this }} as x)
-),
-
-{#- Only anonymous ids resolve events (a user_id is its own customer). #}
-unmapped_now as (
-    select count(*) as identifiers
-    from previous as p
-    left join rebuilt as r
-        on r.identifier_type = p.identifier_type and r.identifier_value = p.identifier_value
-    where p.identifier_type = 'anonymous_id'
-        and p.within_limit
-        and r.identifier_value is null
-)
-
-select
-    r.*,
-    case
-        when p.customer_id = r.customer_id and p.within_limit = r.within_limit then p.mapped_since_batch
-        else r.rebuilt_batch
-    end as mapped_since_batch,
-    case
-        when (select u.identifiers from unmapped_now as u) > 0 then r.rebuilt_batch
-        else coalesce((select max(p.unmapped_batch) from previous as p), r.rebuilt_batch)
-    end as unmapped_batch
-from rebuilt as r
-left join previous as p
-    on p.identifier_type = r.identifier_type and p.identifier_value = r.identifier_value
-{%- endif %}
+{{ phasegate.rebuilt_when_inputs_change(body, [
+    phasegate.stored_fingerprint(ref('int_identity_edges_normalized')),
+    phasegate.rows_fingerprint(ref('int_customers_unioned'), ['customer_id', 'signup_at']),
+]) }}
