@@ -147,14 +147,26 @@ def _assert_identity_matches_rebuild(project, step, vars=None):
         execute(project, f"drop table {r}__kept")
 
 
+EDGES = "int_identity_edges_normalized"
+
+
 def _rebuilt_batches(project):
-    """The build that last wrote each identity model: one batch per table."""
+    """The run that last wrote each identity model. The map and the guard report are rewritten
+    whole (one batch each); edges are kept by a diff, so their rows carry several."""
     batches = {}
     for r in IDENTITY_MODELS:
         rows = query(project, f"select distinct rebuilt_batch from {r}")
-        assert len(rows) == 1, (r, rows)
-        batches[r] = rows[0][0]
+        assert len(rows) == 1 or r == EDGES, (r, rows)
+        batches[r] = max(row[0] for row in rows)
     return batches
+
+
+def _edges_written_last(project):
+    """The edge rows the last run that changed edges wrote."""
+    return query(
+        project,
+        f"select raw_a, raw_b from {EDGES} where rebuilt_batch = (select max(rebuilt_batch) from {EDGES})",
+    )
 
 
 def _owner(project, identifier_type, identifier_value):
@@ -212,12 +224,17 @@ def test_identity_map_built_incrementally_matches_a_rebuild(integration_project)
     assert _event(p, "e_chain") == (None, "unresolved_identity")
     assert _event(p, "e_later") == (None, "unresolved_identity")
 
-    links(ADVERSARIAL_LINKS, spokes(20), later)
+    # Listed twice: the same link is two rows, as in a rebuild.
+    links(ADVERSARIAL_LINKS, spokes(20), later, later)
     build()
     assert _owner(p, "anonymous_id", "a_chain2") == "c_active"
     assert _owner(p, "device_id", "d_star") is not None  # 20 links: not a hub yet
     assert _event(p, "e_chain") == ("c_active", None)
     assert _event(p, "e_later") == ("c_active", None)
+    # Only the added links were normalised and written; the stored ones were left alone.
+    written = _edges_written_last(p)
+    assert len(written) == len(ADVERSARIAL_LINKS + spokes(20) + later + later), written
+    assert written.count(("a_later", "c_active")) == 2, written
     _assert_identity_matches_rebuild(p, "links added")
 
     # New events that carry no identity link: the identity models are not rewritten.
@@ -235,6 +252,8 @@ def test_identity_map_built_incrementally_matches_a_rebuild(integration_project)
     build(vars=blocklist)
     after = _rebuilt_batches(p)
     assert all(after[r] > before[r] for r in IDENTITY_MODELS), (before, after)
+    # The blocklist is part of every edge's key: every row was rewritten.
+    assert query(p, f"select count(distinct rebuilt_batch) from {EDGES}") == [(1,)]
     assert _owner(p, "anonymous_id", "a_chain2") is None
     assert _event(p, "e_chain") == (None, "unresolved_identity")
     _assert_identity_matches_rebuild(p, "blocklist changed", vars=blocklist)

@@ -1,5 +1,7 @@
-{#- Rebuild-when-inputs-change, for the identity graph's tables (edges, the identifier map,
-    the guard report). Each is a whole-graph computation that a daily run would otherwise
+{#- Rebuild-when-inputs-change, for the identity graph's tables (the identifier map, the
+    guard report; edges are kept by a diff on `row_key`, see int_identity_edges_normalized,
+    and read by the others through rows_fingerprint over that key). Each is a whole-graph
+    computation that a daily run would otherwise
     redo from scratch although, on most days, no identity link, customer or setting changed.
     A model built this way stores, in every row, a fingerprint of everything it read
     (`inputs_fingerprint`) and the batch that wrote it (`rebuilt_batch`). An incremental run
@@ -106,4 +108,32 @@ from (
     where rebuilt_batch is null
        or rebuilt_batch < (select max(t.rebuilt_batch) from {{ this }} as t)
   {%- endif -%}
+{%- endmacro %}
+
+{#- A key for a row of `columns` (SQL expressions, nulls included), the same wherever the
+    same values are: a 64-bit hash where the warehouse has one (two different rows sharing
+    one is as unlikely as for the fingerprints above), else the md5 text. -#}
+{% macro row_key(columns) %}
+  {{- return(adapter.dispatch('row_key', 'phasegate')(columns)) -}}
+{% endmacro %}
+
+{% macro default__row_key(columns) -%}
+  {%- set parts = [] -%}
+  {%- for c in columns -%}
+    {%- if not loop.first %}{% do parts.append("'|'") %}{% endif -%}
+    {%- do parts.append("coalesce(cast(" ~ c ~ " as " ~ dbt.type_string() ~ "), '_null_')") -%}
+  {%- endfor -%}
+  {{ dbt.hash(dbt.concat(parts)) }}
+{%- endmacro %}
+
+{% macro duckdb__row_key(columns) -%}
+  hash({{ columns | join(', ') }})
+{%- endmacro %}
+
+{% macro postgres__row_key(columns) -%}
+  {%- set parts = [] -%}
+  {%- for c in columns -%}
+    {%- do parts.append("coalesce(cast(" ~ c ~ " as text), '_pg_null_')") -%}
+  {%- endfor -%}
+  hashtextextended({{ parts | join(" || '|' || ") }}, 0)
 {%- endmacro %}

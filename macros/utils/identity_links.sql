@@ -38,3 +38,23 @@
     where not (type_lo = type_hi and value_lo = value_hi)
 )
 {% endmacro %}
+
+{#- Pre-hook of a table maintained by a diff on a key column: a table built by an earlier
+    phasegate version, without `columns`, is emptied so this run rebuilds it (its rows have no
+    key to diff on). -#}
+{% macro reset_without_columns(columns) -%}
+  {%- if execute and is_incremental() -%}
+    {%- set stored = phasegate.relation_columns(this) -%}
+    {%- for c in columns if c not in stored -%}
+      {%- if loop.first %}delete from {{ this }}{% endif -%}
+    {%- endfor -%}
+  {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of int_identity_edges_normalized: the `link_removed` rows a run wrote for links
+    now gone have taken those links' rows with them (delete+insert on the key); they go too. -#}
+{% macro delete_removed_links() -%}
+  {%- if is_incremental() -%}
+    delete from {{ this }} where drop_reason = 'link_removed'
+  {%- endif -%}
+{%- endmacro %}

@@ -104,6 +104,6 @@ select
 from ranked
 {%- endset %}
 {{ phasegate.rebuilt_when_inputs_change(body, [
-    phasegate.stored_fingerprint(ref('int_identity_edges_normalized')),
+    phasegate.rows_fingerprint(ref('int_identity_edges_normalized'), ['input_key']),
     phasegate.rows_fingerprint(ref('int_customers_unioned'), ['customer_id', 'signup_at']),
 ]) }}

@@ -1,11 +1,20 @@
-{#- A table (the identity graph is read by several models and tests), rebuilt only when what
-    it reads changed: see macros/utils/fingerprints.sql. -#}
+{#- Maintained by a diff, not rebuilt: each row carries `input_key`, a key of everything
+    that decides it (the raw link, when and where it was seen, the linked customer's country
+    and calling code, and a hash of this model's SQL, which holds the blocklist). A run
+    counts the rows per key in the sources now and in the table: only the links whose count
+    changed are normalised and written (delete+insert on the key), and a key now gone is
+    written as a `link_removed` row that takes its stored rows with it and that the post-hook
+    then deletes. So the table always equals a rebuild, and on a day with a few new links a
+    run normalises those instead of every link (7.8 M at 1M customers; BENCHMARKS.md). A new
+    blocklist or phasegate version changes every key, and so rewrites every row. -#}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='append_new_columns',
-        post_hook="{{ phasegate.delete_superseded_rows() }}",
+        incremental_strategy='delete+insert',
+        unique_key='input_key',
+        on_schema_change='sync_all_columns',
+        pre_hook="{{ phasegate.reset_without_columns(['input_key']) }}",
+        post_hook="{{ phasegate.delete_removed_links() }}",
         tags=['phasegate_incremental']
     )
 }}
@@ -14,8 +23,11 @@
     normalised (emails lowercased and trimmed, phones to E.164 using the linked customer's
     country) and `drop_reason` set for links that must not join anyone. -#}
 {%- set blocklist = phasegate.identity_blocklist() %}
-{%- set body %}
-with customers as (
+{#- The stored table can be diffed only once it has the key (a table built by an earlier
+    phasegate version is emptied by the pre-hook and rebuilt). -#}
+{%- set diff = is_incremental() and 'input_key' in phasegate.relation_columns(this) %}
+{%- set inputs %}
+customers as (
     select * from {{ ref('int_customers_unioned') }}
 ),
 
@@ -39,26 +51,27 @@ raw_links as (
 with_country as (
     select
         l.*,
-        c.country
+        c.country,
+        cc.calling_code,
+        cc.trunk_prefix
     from raw_links as l
     left join customers as c
         on c.customer_id = case
             when l.type_a = 'user_id' then l.raw_a
             when l.type_b = 'user_id' then l.raw_b
         end
-),
-
+    left join {{ ref('phasegate__country_calling_codes') }} as cc on cc.country = c.country
+)
+{%- endset %}
+{%- set normalize %}
 {#- Phone digits, then the E.164 candidate, each computed once per row in its own select
     (normalize_phone inlined recomputes them several times per phone). #}
 phone_digits as (
     select
         w.*,
-        cc.calling_code,
-        cc.trunk_prefix,
         case when w.type_a = 'phone' then {{ phasegate.digits_only('w.raw_a') }} end as digits_a,
         case when w.type_b = 'phone' then {{ phasegate.digits_only('w.raw_b') }} end as digits_b
-    from with_country as w
-    left join {{ ref('phasegate__country_calling_codes') }} as cc on cc.country = w.country
+    from to_normalize as w
 ),
 
 phone_candidates as (
@@ -82,7 +95,8 @@ normalized as (
         p.raw_b,
         {{ phasegate.normalize_identifier('p.type_b', 'p.raw_b', none, none, phone_candidate='p.phone_b') }} as value_b,
         p.observed_at,
-        p.link_source
+        p.link_source,
+        p.input_key
     from phone_candidates as p
 ),
 
@@ -93,6 +107,55 @@ side_reasons as (
         {{ phasegate.identifier_problem('n.type_b', 'n.raw_b', 'n.value_b', blocklist) }} as reason_b
     from normalized as n
 )
+{%- endset %}
+{%- set sql_version = dbt.hash("'" ~ ((inputs ~ normalize) | replace("'", "''")) ~ "'") %}
+{%- set batch -%}
+    cast(
+        {%- if diff %}
+        (select greatest(coalesce(max(t.rebuilt_batch), 0) + 1, {{ phasegate.batch_number_floor() }}) from {{ this }} as t)
+        {%- else %}
+        {{ phasegate.batch_number_floor() }}
+        {%- endif %}
+        as {{ dbt.type_bigint() }})
+{%- endset %}
+
+with {{ inputs }},
+
+keyed as (
+    select
+        w.*,
+        {{ phasegate.row_key(['w.type_a', 'w.raw_a', 'w.type_b', 'w.raw_b', 'w.observed_at', 'w.link_source',
+            'w.country', 'w.calling_code', 'w.trunk_prefix', sql_version]) }} as input_key
+    from with_country as w
+),
+{%- if diff %}
+
+{#- Keys whose number of rows differs between the sources and the table: new links, links
+    gone, and a link listed once more or once less. #}
+changed as (
+    select
+        coalesce(n.input_key, s.input_key) as input_key,
+        coalesce(n.copies, 0) as copies_now
+    from (select k.input_key, count(*) as copies from keyed as k group by k.input_key) as n
+    full outer join (
+        select t.input_key, count(*) as copies from {{ this }} as t group by t.input_key
+    ) as s on s.input_key = n.input_key
+    where coalesce(n.copies, 0) <> coalesce(s.copies, 0)
+),
+
+to_normalize as (
+    select k.*
+    from keyed as k
+    inner join changed as c on c.input_key = k.input_key
+),
+{%- else %}
+
+to_normalize as (
+    select * from keyed
+),
+{%- endif %}
+
+{{ normalize }}
 
 select
     type_a,
@@ -105,13 +168,26 @@ select
     reason_b,
     observed_at,
     link_source,
-    coalesce(reason_a, reason_b) as drop_reason
+    coalesce(reason_a, reason_b) as drop_reason,
+    input_key,
+    {{ batch }} as rebuilt_batch
 from side_reasons
-{%- endset %}
-{{ phasegate.rebuilt_when_inputs_change(body, [
-    phasegate.rows_fingerprint(ref('int_identities_unioned'),
-        ['identity_type_a', 'identity_value_a', 'identity_type_b', 'identity_value_b', 'observed_at']),
-    phasegate.rows_fingerprint(ref('int_customers_unioned'), ['customer_id', 'signup_at', 'email', 'phone', 'country']),
-    phasegate.rows_fingerprint(ref('int_event_identity_links_collected'), ['user_id', 'anonymous_id', 'observed_at']),
-    phasegate.rows_fingerprint(ref('phasegate__country_calling_codes'), ['country', 'calling_code', 'trunk_prefix']),
-]) }}
+{%- if diff %}
+union all
+select
+    cast(null as {{ dbt.type_string() }}),
+    cast(null as {{ dbt.type_string() }}),
+    cast(null as {{ dbt.type_string() }}),
+    cast(null as {{ dbt.type_string() }}),
+    cast(null as {{ dbt.type_string() }}),
+    cast(null as {{ dbt.type_string() }}),
+    cast(null as {{ dbt.type_string() }}),
+    cast(null as {{ dbt.type_string() }}),
+    cast(null as {{ dbt.type_timestamp() }}),
+    cast(null as {{ dbt.type_string() }}),
+    'link_removed',
+    c.input_key,
+    {{ batch }}
+from changed as c
+where c.copies_now = 0
+{%- endif %}

@@ -106,6 +106,6 @@ from (
 group by identifier_type, identifier_value, guard
 {%- endset %}
 {{ phasegate.rebuilt_when_inputs_change(body, [
-    phasegate.stored_fingerprint(edges),
+    phasegate.rows_fingerprint(edges, ['input_key']),
     phasegate.stored_fingerprint(ref('int_identifiers_stitched')),
 ]) }}
