@@ -6,7 +6,8 @@
     written as a `link_removed` row that takes its stored rows with it and that the post-hook
     then deletes. So the table always equals a rebuild, and on a day with a few new links a
     run normalises those instead of every link (7.8 M at 1M customers; BENCHMARKS.md). A new
-    blocklist or phasegate version changes every key, and so rewrites every row. -#}
+    blocklist, phasegate version or name of a relation it reads changes every key, and so
+    rewrites every row. -#}
 {{
     config(
         materialized='incremental',
