@@ -39,15 +39,21 @@
 )
 {% endmacro %}
 
-{#- Pre-hook of a table maintained by a diff on a key column: a table built by an earlier
-    phasegate version, without `columns`, is emptied so this run rebuilds it (its rows have no
-    key to diff on). -#}
-{% macro reset_without_columns(columns) -%}
+{#- Pre-hook of a table maintained by a diff on `key_column` (a row_key): a table built by an
+    earlier phasegate version, without it, is emptied (its rows have no key to diff on, so this
+    run rebuilds it) and given the key in place of `dropped_columns`. -#}
+{% macro adopt_row_key(key_column, dropped_columns=[]) -%}
   {%- if execute and is_incremental() -%}
     {%- set stored = phasegate.relation_columns(this) -%}
-    {%- for c in columns if c not in stored -%}
-      {%- if loop.first %}delete from {{ this }}{% endif -%}
-    {%- endfor -%}
+    {%- if key_column not in stored -%}
+      {#- Altered before the delete: DuckDB cannot commit rows deleted from the table's version
+          that an alter later in the same transaction replaced. #}
+      alter table {{ this }} add column {{ key_column }} {{ phasegate.row_key_type() }};
+      {%- for c in dropped_columns if c in stored %}
+      alter table {{ this }} drop column {{ c }};
+      {%- endfor %}
+      delete from {{ this }};
+    {%- endif -%}
   {%- endif -%}
 {%- endmacro %}
 

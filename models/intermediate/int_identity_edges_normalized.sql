@@ -14,7 +14,7 @@
         incremental_strategy='delete+insert',
         unique_key='input_key',
         on_schema_change='sync_all_columns',
-        pre_hook="{{ phasegate.reset_without_columns(['input_key']) }}",
+        pre_hook="{{ phasegate.adopt_row_key('input_key', ['inputs_fingerprint']) }}",
         post_hook="{{ phasegate.delete_removed_links() }}",
         tags=['phasegate_incremental']
     )
@@ -25,7 +25,7 @@
     country) and `drop_reason` set for links that must not join anyone. -#}
 {%- set blocklist = phasegate.identity_blocklist() %}
 {#- The stored table can be diffed only once it has the key (a table built by an earlier
-    phasegate version is emptied by the pre-hook and rebuilt). -#}
+    phasegate version is emptied and given the key by the pre-hook, and rebuilt). -#}
 {%- set diff = is_incremental() and 'input_key' in phasegate.relation_columns(this) %}
 {%- set inputs %}
 customers as (
