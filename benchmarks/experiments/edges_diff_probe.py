@@ -4,7 +4,8 @@
 
 DB is a benchmark database after a build (it is written to: two scratch tables, dropped at the
 end); COMPILED_EDGES_SQL is dbt's compiled int_identity_edges_normalized.sql from that build
-(`<out>/target/compiled/phasegate/models/intermediate/`). Times: normalising and writing every
+(`<out>/target/compiled/phasegate/models/intermediate/`), of a phasegate before e6ddb0b, which
+made edges a diff (this reads the rebuild's select out of it). Times: normalising and writing every
 link (what a rebuild does), hashing every input row as it is now, and the diff of those hashes
 both ways against stored ones (what an unchanged day would do instead).
 """
