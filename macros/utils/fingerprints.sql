@@ -26,21 +26,19 @@
   select cast(null as {{ dbt.type_string() }}) as fingerprint
 {%- endmacro %}
 
-{#- hash() of several values hashes each (nulls included) and combines them; the sum is a
-    HUGEINT, so it cannot overflow. -#}
-{% macro duckdb__rows_fingerprint(relation, columns) -%}
-  select cast(count(*) as varchar) || ':' || cast(coalesce(sum(hash({{ columns | join(', ') }})), 0) as varchar) as fingerprint
+{#- Where row_key is a 64-bit hash: the row count and the exact sum of the keys (a HUGEINT on
+    DuckDB, numeric on Postgres: no overflow). -#}
+{% macro summed_row_keys(relation, columns) -%}
+  select cast(count(*) as {{ dbt.type_string() }}) || ':' || cast(coalesce(sum({{ phasegate.row_key(columns) }}), 0) as {{ dbt.type_string() }}) as fingerprint
   from {{ relation }}
 {%- endmacro %}
 
-{#- sum(bigint) is numeric in Postgres: exact, no overflow. -#}
+{% macro duckdb__rows_fingerprint(relation, columns) -%}
+  {{ phasegate.summed_row_keys(relation, columns) }}
+{%- endmacro %}
+
 {% macro postgres__rows_fingerprint(relation, columns) -%}
-  {%- set parts = [] -%}
-  {%- for c in columns -%}
-    {%- do parts.append("coalesce(cast(" ~ c ~ " as text), '_pg_null_')") -%}
-  {%- endfor -%}
-  select cast(count(*) as text) || ':' || cast(coalesce(sum(hashtextextended({{ parts | join(" || '|' || ") }}, 0)), 0) as text) as fingerprint
-  from {{ relation }}
+  {{ phasegate.summed_row_keys(relation, columns) }}
 {%- endmacro %}
 
 {#- The stored fingerprint of a model built this way (what it last read), as a select of one
@@ -126,6 +124,7 @@ from (
   {{ dbt.hash(dbt.concat(parts)) }}
 {%- endmacro %}
 
+{#- hash() of several values hashes each (nulls included) and combines them. -#}
 {% macro duckdb__row_key(columns) -%}
   hash({{ columns | join(', ') }})
 {%- endmacro %}
@@ -148,3 +147,21 @@ from (
 {% macro duckdb__row_key_type() -%}ubigint{%- endmacro %}
 
 {% macro postgres__row_key_type() -%}bigint{%- endmacro %}
+
+{#- Pre-hook of a table maintained by a diff on `key_column` (a row_key): a table built by an
+    earlier phasegate version, without it, is emptied (its rows have no key to diff on, so this
+    run rebuilds it) and given the key in place of `dropped_columns`. -#}
+{% macro adopt_row_key(key_column, dropped_columns=[]) -%}
+  {%- if execute and is_incremental() -%}
+    {%- set stored = phasegate.relation_columns(this) -%}
+    {%- if key_column not in stored -%}
+      {#- Altered before the delete: DuckDB cannot commit rows deleted from the table's version
+          that an alter later in the same transaction replaced. #}
+      alter table {{ this }} add column {{ key_column }} {{ phasegate.row_key_type() }};
+      {%- for c in dropped_columns if c in stored %}
+      alter table {{ this }} drop column {{ c }};
+      {%- endfor %}
+      delete from {{ this }};
+    {%- endif -%}
+  {%- endif -%}
+{%- endmacro %}

@@ -39,24 +39,6 @@
 )
 {% endmacro %}
 
-{#- Pre-hook of a table maintained by a diff on `key_column` (a row_key): a table built by an
-    earlier phasegate version, without it, is emptied (its rows have no key to diff on, so this
-    run rebuilds it) and given the key in place of `dropped_columns`. -#}
-{% macro adopt_row_key(key_column, dropped_columns=[]) -%}
-  {%- if execute and is_incremental() -%}
-    {%- set stored = phasegate.relation_columns(this) -%}
-    {%- if key_column not in stored -%}
-      {#- Altered before the delete: DuckDB cannot commit rows deleted from the table's version
-          that an alter later in the same transaction replaced. #}
-      alter table {{ this }} add column {{ key_column }} {{ phasegate.row_key_type() }};
-      {%- for c in dropped_columns if c in stored %}
-      alter table {{ this }} drop column {{ c }};
-      {%- endfor %}
-      delete from {{ this }};
-    {%- endif -%}
-  {%- endif -%}
-{%- endmacro %}
-
 {#- Post-hook of int_identity_edges_normalized: the `link_removed` rows a run wrote for links
     now gone have taken those links' rows with them (delete+insert on the key); they go too. -#}
 {% macro delete_removed_links() -%}
