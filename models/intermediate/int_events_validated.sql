@@ -115,8 +115,9 @@ repeated_ids as (
     `candidates`): DuckDB keeps the order in which a query yields rows, so they fill their own
     row groups, and the daily pass over stored anonymous events (re_resolved below) skips the
     others by their statistics. At 1M customers, 42 of 630 row groups hold them; read cold,
-    that pass took 6.7 CPU-s instead of 17. The split reads the window twice; elsewhere order
-    is only a physical layout. #}
+    that pass took 6.7 CPU-s instead of 17. Reading the arrived events once per branch cost
+    the full build nothing measurable (67.6 s against 67.3 s). Other warehouses store rows
+    as they please; the order changes no result. #}
 fresh as (
     {%- for identified in ['is null', 'is not null'] %}
     select
