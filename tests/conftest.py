@@ -194,7 +194,9 @@ BOOKKEEPING = {
     "consents_as_of",
     "inputs_fingerprint",
     "rebuilt_batch",
-    "resolved_map_batch",
+    "resolved_map_version",
+    "edges_read",
+    "stitch_settings",
 }
 
 

@@ -150,15 +150,16 @@ def _assert_identity_matches_rebuild(project, step, vars=None):
 
 
 EDGES = "int_identity_edges_normalized"
+MAP = "int_identifiers_stitched"
 
 
 def _rebuilt_batches(project):
-    """The run that last wrote each identity model. The map and the guard report are rewritten
-    whole (one batch each); edges are kept by a diff, so their rows carry several."""
+    """The run that last wrote each identity model. The guard report is rewritten whole (one
+    batch); edges and the map are updated where something changed, so their rows carry several."""
     batches = {}
     for r in IDENTITY_MODELS:
         rows = query(project, f"select distinct rebuilt_batch from {r}")
-        assert len(rows) == 1 or r == EDGES, (r, rows)
+        assert len(rows) == 1 or r in (EDGES, MAP), (r, rows)
         batches[r] = max(row[0] for row in rows)
     return batches
 
@@ -237,6 +238,9 @@ def test_identity_map_built_incrementally_matches_a_rebuild(integration_project)
     written = _edges_written_last(p)
     assert len(written) == len(ADVERSARIAL_LINKS + spokes(20) + later + later), written
     assert written.count(("a_later", "c_active")) == 2, written
+    # The map was updated around the new links: customers they do not reach kept their rows.
+    map_batches = query(p, f"select distinct rebuilt_batch from {MAP}")
+    assert len(map_batches) > 1, map_batches
     _assert_identity_matches_rebuild(p, "links added")
 
     # New events that carry no identity link: the identity models are not rewritten.
@@ -303,21 +307,36 @@ def test_identity_map_built_incrementally_matches_a_rebuild(integration_project)
         assert data_rows(p, r) == incremental[r], r
 
 
-def test_edges_built_by_an_earlier_version_are_rebuilt_with_their_keys(integration_project):
-    """A stored edges table from before the diff (no input_key; a fingerprint column instead)
-    is rebuilt by the next incremental run, not diffed against rows it cannot key, and then
-    equals a rebuild."""
+def test_identity_tables_built_by_an_earlier_version_are_rebuilt(integration_project):
+    """Stored tables from before the diffs: edges without input_key (a fingerprint column
+    instead), a map rebuilt whole (a fingerprint, none of the incremental map's bookkeeping),
+    validated events that recorded the map's batch. The next incremental run rebuilds edges and
+    the map rather than diffing rows it cannot key, re-resolves the stored events, and then
+    everything equals a rebuild."""
     p = integration_project
     p.dbt("seed")
     p.dbt("build")
     links = len(query(p, f"select * from {EDGES}"))
     execute(p, f"alter table {EDGES} drop column input_key")
     execute(p, f"alter table {EDGES} add column inputs_fingerprint varchar")
+    for column in ("observed_at", "edges_read", "stitch_settings"):
+        execute(p, f"alter table {MAP} drop column {column}")
+    execute(p, f"alter table {MAP} add column inputs_fingerprint varchar")
+    execute(p, "alter table int_events_validated drop column resolved_map_version")
+    execute(p, "alter table int_events_validated add column resolved_map_batch bigint")
     p.dbt("build")
     columns = columns_of(p, EDGES)
     assert "input_key" in columns and "inputs_fingerprint" not in columns, columns
     assert len(query(p, f"select * from {EDGES} where input_key is not null")) == links
+    columns = columns_of(p, MAP)
+    assert {"observed_at", "edges_read", "stitch_settings"} <= set(columns), columns
+    assert "inputs_fingerprint" not in columns, columns
+    assert query(p, f"select count(*) from {MAP} where observed_at is null or edges_read is null") == [(0,)]
+    assert "resolved_map_version" in columns_of(p, "int_events_validated")
     _assert_identity_matches_rebuild(p, "upgraded")
+    validated = data_rows(p, "int_events_validated")
+    p.dbt("build", "--full-refresh", "--exclude", "resource_type:seed")
+    assert data_rows(p, "int_events_validated") == validated
 
 
 BAD_CONFIGS = [

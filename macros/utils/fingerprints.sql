@@ -1,8 +1,8 @@
-{#- Rebuild-when-inputs-change, for the identity graph's whole-graph tables (the identifier
-    map, the guard report; edges are kept by a diff on `row_key`, see
-    int_identity_edges_normalized, and read by the others through rows_fingerprint over that
-    key). Each is a computation that a daily run would otherwise redo from scratch although,
-    on most days, no identity link, customer or setting changed.
+{#- Rebuild-when-inputs-change, for a whole-graph table of identity (the guard report; edges
+    are kept by a diff on `row_key`, see int_identity_edges_normalized, and read through
+    rows_fingerprint over that key; the identifier map is updated around what changed, see
+    identity_map_state.sql). It is a computation that a daily run would otherwise redo from
+    scratch although, on many days, no identity link, customer or setting changed.
     A model built this way stores, in every row, a fingerprint of everything it read
     (`inputs_fingerprint`) and the batch that wrote it (`rebuilt_batch`). An incremental run
     compares the fingerprint of its inputs now with the stored one: equal, it writes nothing;

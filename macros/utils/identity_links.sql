@@ -38,11 +38,3 @@
     where not (type_lo = type_hi and value_lo = value_hi)
 )
 {% endmacro %}
-
-{#- Post-hook of int_identity_edges_normalized: the `link_removed` rows a run wrote for links
-    now gone have taken those links' rows with them (delete+insert on the key); they go too. -#}
-{% macro delete_removed_links() -%}
-  {%- if is_incremental() -%}
-    delete from {{ this }} where drop_reason = 'link_removed'
-  {%- endif -%}
-{%- endmacro %}

@@ -38,20 +38,24 @@
 {%- set qualified_prior = [] -%}
 {%- for c in ['event_row_id', 'customer_id', 'quarantine_reason'] + stored_columns %}{% do qualified_prior.append('t.' ~ c) %}{% endfor -%}
 
-{#- The identifier map rebuilds only when its inputs change (macros/utils/fingerprints.sql), and
-    each run records the map build it resolved against (`resolved_map_batch`). Stored
-    anonymous events are re-resolved only when the map was rebuilt since: finding them reads
-    every stored anonymous event and joins the map, and on most days nothing changed. -#}
-{%- set map_batch = '(select max(m.rebuilt_batch) from ' ~ ref('int_identifiers_stitched') ~ ' as m)' -%}
+{#- Each run records the version of the identifier map it resolved against
+    (`resolved_map_version`: identity_map_state.sql's stitched_version). Stored anonymous
+    events are re-resolved only when the map changed since the last run: finding them reads
+    every stored anonymous event and joins the map, and on some days nothing changed. The
+    version is compared with that of the rows the last run wrote (versions do not grow as
+    batches do): a run that re-resolved against the map, or found it unchanged, leaves every
+    row consistent with it. -#}
+{%- set map_version = '(' ~ phasegate.stitched_version(ref('int_identifiers_stitched')) ~ ')' -%}
 {%- set map_unchanged = false -%}
 {%- if execute and is_incremental() -%}
     {%- set stored = phasegate.relation_columns(this) -%}
-    {%- if 'resolved_map_batch' in stored -%}
-        {%- set row = run_query('select ' ~ map_batch ~ ' as now_batch, (select max(t.resolved_map_batch) from '
-            ~ this ~ ' as t) as resolved_batch').rows[0] -%}
+    {%- if 'resolved_map_version' in stored -%}
+        {%- set row = run_query('select ' ~ map_version ~ ' as now_version, (select min(t.resolved_map_version) from '
+            ~ this ~ ' as t where t.validated_batch = (select max(b.validated_batch) from ' ~ this
+            ~ ' as b)) as resolved_version').rows[0] -%}
         {%- set map_unchanged = row[0] is not none and row[0] == row[1] -%}
         {#- Known now: written as a literal instead of reading the map again. -#}
-        {%- if row[0] is not none -%}{%- set map_batch = row[0] | int | string -%}{%- endif -%}
+        {%- if row[0] is not none -%}{%- set map_version = "'" ~ row[0] ~ "'" -%}{%- endif -%}
     {%- endif -%}
 {%- endif %}
 
@@ -319,7 +323,7 @@ select
     c.quarantine_reason,
     c.prior_customer_id as previous_customer_id,
     cast(c.prior_occurred_at as date) as previous_activity_date,
-    cast({{ map_batch }} as {{ dbt.type_bigint() }}) as resolved_map_batch,
+    cast({{ map_version }} as {{ dbt.type_string() }}) as resolved_map_version,
     {%- if is_incremental() %}
     w.batch as validated_batch
     {%- else %}

@@ -1,11 +1,13 @@
-{#- A table (read by several models and tests), rebuilt only when what it reads changed: see
-    macros/utils/fingerprints.sql. -#}
+{#- A table (read by several models and tests), updated around what changed: see below and
+    macros/utils/identity_map_state.sql. -#}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='append_new_columns',
-        post_hook="{{ phasegate.delete_superseded_rows() }}",
+        incremental_strategy='delete+insert',
+        unique_key=['identifier_type', 'identifier_value'],
+        on_schema_change='sync_all_columns',
+        pre_hook="{{ phasegate.stitch_prepare() }}",
+        post_hook="{{ phasegate.stitch_finish() }}",
         tags=['phasegate_incremental']
     )
 }}
@@ -16,10 +18,84 @@
     others) link nobody, and a customer keeps at most
     phasegate__identity_max_identifiers_per_customer identifiers (nearest and newest first;
     the rest stay here with within_limit false and map no events);
-    phasegate__identity_guard_report lists everything a guard held back. -#}
+    phasegate__identity_guard_report lists everything a guard held back.
+
+    Incremental: an identifier's customer depends only on the graph within max_hops of it, so
+    a run recomputes only the region around the links and customers that changed since it
+    last read the edges (the pre-hook, stitch_prepare), searching it from its customers and
+    from the stored identifiers bordering it, whose places cannot have changed; then it ranks
+    again every customer an identifier of the region left or joined. Identifiers of the region
+    that no longer map are written without a customer and deleted by the post-hook. The table
+    equals a rebuild; stitch_mode says when a run rebuilds instead. -#}
 {%- set max_hops = phasegate.identity_max_hops() %}
-{%- set body %}
-with usable_links as (
+{%- set state = phasegate.stitch_mode() %}
+{%- set incremental = state.mode == 'incremental' %}
+with customers as (
+    select customer_id, signup_at
+    from {{ ref('int_customers_unioned') }}
+    where customer_id is not null
+),
+{%- if incremental %}
+
+region as (
+    select identifier_type, identifier_value from phasegate__stitch_region
+),
+
+region_links as (
+    select type_a, value_a, type_b, value_b, observed_at from phasegate__stitch_region_links
+),
+
+{{ phasegate.identity_links_both_ways_ctes('region_links', 'linked') }},
+
+{#- Hubs among the region's identifiers (all their links are in region_links). One outside it
+    has no stored row (hubs link nobody), so the border below never starts from one. #}
+hubs as (
+    select l.from_type as identifier_type, l.from_value as identifier_value
+    from linked as l
+    inner join region as r on r.identifier_type = l.from_type and r.identifier_value = l.from_value
+    where l.from_type <> 'user_id'
+    group by l.from_type, l.from_value
+    having count(*) > {{ phasegate.identity_max_links() }}
+),
+
+{#- Links into the region. #}
+graph as (
+    select l.from_type, l.from_value, l.to_type, l.to_value, l.observed_at
+    from linked as l
+    inner join region as r on r.identifier_type = l.to_type and r.identifier_value = l.to_value
+    left join hubs as hf on hf.identifier_type = l.from_type and hf.identifier_value = l.from_value
+    left join hubs as ht on ht.identifier_type = l.to_type and ht.identifier_value = l.to_value
+    where hf.identifier_value is null
+      and ht.identifier_value is null
+),
+
+stored as (
+    select t.identifier_type, t.identifier_value, t.customer_id, t.hops, t.observed_at
+    from {{ this }} as t
+),
+
+{#- Links into the region from stored identifiers outside it, at their stored hops. #}
+border as (
+    select g.to_type, g.to_value, s.customer_id, s.hops as from_hops, g.observed_at
+    from graph as g
+    left join region as x on x.identifier_type = g.from_type and x.identifier_value = g.from_value
+    inner join stored as s on s.identifier_type = g.from_type and s.identifier_value = g.from_value
+    where x.identifier_value is null
+),
+
+reached_0 as (
+    select
+        cast('user_id' as {{ dbt.type_string() }}) as identifier_type,
+        c.customer_id as identifier_value,
+        c.customer_id,
+        0 as hops,
+        c.signup_at as observed_at
+    from customers as c
+    inner join region as r on r.identifier_type = 'user_id' and r.identifier_value = c.customer_id
+)
+{%- else %}
+
+usable_links as (
     select type_a, value_a, type_b, value_b, observed_at
     from {{ ref('int_identity_edges_normalized') }}
     where drop_reason is null
@@ -55,9 +131,9 @@ reached_0 as (
         customer_id,
         0 as hops,
         signup_at as observed_at
-    from {{ ref('int_customers_unioned') }}
-    where customer_id is not null
+    from customers
 )
+{%- endif %}
 
 {%- for k in range(1, max_hops + 1) %},
 
@@ -67,23 +143,61 @@ reached_{{ k }} as (
     select identifier_type, identifier_value, customer_id, {{ k }} as hops, observed_at
     from (
         select
-            g.to_type as identifier_type,
-            g.to_value as identifier_value,
-            r.customer_id,
-            g.observed_at,
+            c.identifier_type,
+            c.identifier_value,
+            c.customer_id,
+            c.observed_at,
             row_number() over (
-                partition by g.to_type, g.to_value order by g.observed_at desc, r.customer_id
+                partition by c.identifier_type, c.identifier_value order by c.observed_at desc, c.customer_id
             ) as rn
-        from reached_{{ k - 1 }} as r
-        inner join graph as g on g.from_type = r.identifier_type and g.from_value = r.identifier_value
-        left join reached_{{ k - 1 }} as x on x.identifier_type = g.to_type and x.identifier_value = g.to_value
-        where r.hops = {{ k - 1 }}
-          and g.to_type <> 'user_id'
-          and x.identifier_value is null
+        from (
+            select g.to_type as identifier_type, g.to_value as identifier_value, r.customer_id, g.observed_at
+            from reached_{{ k - 1 }} as r
+            inner join graph as g on g.from_type = r.identifier_type and g.from_value = r.identifier_value
+            where r.hops = {{ k - 1 }}
+              and g.to_type <> 'user_id'
+            {%- if incremental %}
+            union all
+            select b.to_type, b.to_value, b.customer_id, b.observed_at
+            from border as b
+            where b.from_hops = {{ k - 1 }}
+              and b.to_type <> 'user_id'
+            {%- endif %}
+        ) as c
+        left join reached_{{ k - 1 }} as x
+            on x.identifier_type = c.identifier_type and x.identifier_value = c.identifier_value
+        where x.identifier_value is null
     ) as frontier
     where rn = 1
 )
 {%- endfor %},
+{%- if incremental %}
+
+{#- Customers an identifier of the region left or joined: all their identifiers are ranked
+    again, those outside the region from their stored rows. #}
+touched as (
+    select customer_id from reached_{{ max_hops }}
+    union
+    select s.customer_id
+    from stored as s
+    inner join region as r on r.identifier_type = s.identifier_type and r.identifier_value = s.identifier_value
+),
+
+to_rank as (
+    select * from reached_{{ max_hops }}
+    union all
+    select s.identifier_type, s.identifier_value, s.customer_id, s.hops, s.observed_at
+    from stored as s
+    inner join touched as tc on tc.customer_id = s.customer_id
+    left join region as r on r.identifier_type = s.identifier_type and r.identifier_value = s.identifier_value
+    where r.identifier_value is null
+),
+{%- else %}
+
+to_rank as (
+    select * from reached_{{ max_hops }}
+),
+{%- endif %}
 
 ranked as (
     select
@@ -91,7 +205,7 @@ ranked as (
         row_number() over (
             partition by r.customer_id order by r.hops, r.observed_at desc, r.identifier_type, r.identifier_value
         ) as identifier_rank
-    from reached_{{ max_hops }} as r
+    from to_rank as r
 )
 
 select
@@ -100,10 +214,30 @@ select
     customer_id,
     hops,
     identifier_rank,
-    identifier_rank <= {{ phasegate.identity_max_identifiers_per_customer() }} as within_limit
+    identifier_rank <= {{ phasegate.identity_max_identifiers_per_customer() }} as within_limit,
+    observed_at,
+    cast({{ state.edges_read }} as {{ dbt.type_bigint() }}) as edges_read,
+    cast('{{ phasegate.stitch_settings() }}' as {{ dbt.type_string() }}) as stitch_settings,
+    cast({{ state.batch }} as {{ dbt.type_bigint() }}) as rebuilt_batch
 from ranked
-{%- endset %}
-{{ phasegate.rebuilt_when_inputs_change(body, [
-    phasegate.rows_fingerprint(ref('int_identity_edges_normalized'), ['input_key']),
-    phasegate.rows_fingerprint(ref('int_customers_unioned'), ['customer_id', 'signup_at']),
-]) }}
+{%- if incremental %}
+{#- Identifiers of the region that no longer map: they replace their stored rows, and the
+    post-hook deletes them. #}
+union all
+select
+    s.identifier_type,
+    s.identifier_value,
+    cast(null as {{ dbt.type_string() }}),
+    cast(null as {{ dbt.type_int() }}),
+    cast(null as {{ dbt.type_bigint() }}),
+    false,
+    cast(null as {{ dbt.type_timestamp() }}),
+    cast({{ state.edges_read }} as {{ dbt.type_bigint() }}),
+    cast('{{ phasegate.stitch_settings() }}' as {{ dbt.type_string() }}),
+    cast({{ state.batch }} as {{ dbt.type_bigint() }})
+from stored as s
+inner join region as r on r.identifier_type = s.identifier_type and r.identifier_value = s.identifier_value
+left join reached_{{ max_hops }} as n
+    on n.identifier_type = s.identifier_type and n.identifier_value = s.identifier_value
+where n.identifier_value is null
+{%- endif %}

@@ -3,8 +3,10 @@
     and calling code, and a hash of this model's SQL, which holds the blocklist). A run
     counts the rows per key in the sources now and in the table: only the links whose count
     changed are normalised and written (delete+insert on the key), and a key now gone is
-    written as a `link_removed` row that takes its stored rows with it and that the post-hook
-    then deletes. So the table always equals a rebuild, and on a day with a few new links a
+    written as a `link_removed` row (a tombstone, with the removed link's values) that takes
+    its stored rows with it. The identifier map reads the tombstones to find what changed and
+    then deletes them (stitch_finish); every other reader skips them. So the table, without
+    its tombstones, always equals a rebuild, and on a day with a few new links a
     run normalises those instead of every link (7.8 M at 1M customers; BENCHMARKS.md). A new
     blocklist, phasegate version or name of a relation it reads changes every key, and so
     rewrites every row. -#}
@@ -15,7 +17,6 @@
         unique_key='input_key',
         on_schema_change='sync_all_columns',
         pre_hook="{{ phasegate.adopt_row_key('input_key', ['inputs_fingerprint']) }}",
-        post_hook="{{ phasegate.delete_removed_links() }}",
         tags=['phasegate_incremental']
     )
 }}
@@ -139,7 +140,10 @@ changed as (
         coalesce(n.copies, 0) as copies_now
     from (select k.input_key, count(*) as copies from keyed as k group by k.input_key) as n
     full outer join (
-        select t.input_key, count(*) as copies from {{ this }} as t group by t.input_key
+        select t.input_key, count(*) as copies
+        from {{ this }} as t
+        where {{ phasegate.link_is_current('t') }}
+        group by t.input_key
     ) as s on s.input_key = n.input_key
     where coalesce(n.copies, 0) <> coalesce(s.copies, 0)
 ),
@@ -175,20 +179,23 @@ select
 from side_reasons
 {%- if diff %}
 union all
-select
+{#- Removed links: a tombstone per key, with the link's values, for the identifier map. #}
+select distinct
+    t.type_a,
+    t.raw_a,
+    t.value_a,
     cast(null as {{ dbt.type_string() }}),
+    t.type_b,
+    t.raw_b,
+    t.value_b,
     cast(null as {{ dbt.type_string() }}),
-    cast(null as {{ dbt.type_string() }}),
-    cast(null as {{ dbt.type_string() }}),
-    cast(null as {{ dbt.type_string() }}),
-    cast(null as {{ dbt.type_string() }}),
-    cast(null as {{ dbt.type_string() }}),
-    cast(null as {{ dbt.type_string() }}),
-    cast(null as {{ dbt.type_timestamp() }}),
-    cast(null as {{ dbt.type_string() }}),
+    t.observed_at,
+    t.link_source,
     'link_removed',
     c.input_key,
     {{ batch }}
 from changed as c
+inner join {{ this }} as t on t.input_key = c.input_key
 where c.copies_now = 0
+    and {{ phasegate.link_is_current('t') }}
 {%- endif %}

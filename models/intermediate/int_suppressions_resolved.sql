@@ -36,12 +36,14 @@ matches as (
     inner join {{ ref('int_identity_edges_normalized') }} as l
         on l.type_a = 'user_id' and l.type_b = n.lookup_type and l.value_b = n.lookup_value
     where n.lookup_type <> 'user_id' and l.value_a is not null
+        and {{ phasegate.link_is_current('l') }}
     union
     select n.identifier_type, n.identifier_value, l.value_b
     from normalized as n
     inner join {{ ref('int_identity_edges_normalized') }} as l
         on l.type_b = 'user_id' and l.type_a = n.lookup_type and l.value_a = n.lookup_value
     where n.lookup_type <> 'user_id' and l.value_b is not null
+        and {{ phasegate.link_is_current('l') }}
 )
 
 select
