@@ -152,12 +152,23 @@ from (
     earlier phasegate version, without it, is emptied (its rows have no key to diff on, so this
     run rebuilds it) and given the key in place of `dropped_columns`. -#}
 {% macro adopt_row_key(key_column, dropped_columns=[]) -%}
+  {{ phasegate.adopt_columns({key_column: phasegate.row_key_type()}, dropped_columns) }}
+{%- endmacro %}
+
+{#- Pre-hook of an incremental table whose bookkeeping changed in a phasegate upgrade: a stored
+    table lacking any of `columns` (name -> type) gets them in place of `dropped_columns` and
+    is emptied, so this run rebuilds it. -#}
+{% macro adopt_columns(columns, dropped_columns=[]) -%}
   {%- if execute and is_incremental() -%}
     {%- set stored = phasegate.relation_columns(this) -%}
-    {%- if key_column not in stored -%}
+    {%- set missing = [] -%}
+    {%- for name in columns if name not in stored %}{% do missing.append(name) %}{% endfor -%}
+    {%- if missing -%}
       {#- Altered before the delete: DuckDB cannot commit rows deleted from the table's version
           that an alter later in the same transaction replaced. #}
-      alter table {{ this }} add column {{ key_column }} {{ phasegate.row_key_type() }};
+      {%- for name in missing %}
+      alter table {{ this }} add column {{ name }} {{ columns[name] }};
+      {%- endfor %}
       {%- for c in dropped_columns if c in stored %}
       alter table {{ this }} drop column {{ c }};
       {%- endfor %}

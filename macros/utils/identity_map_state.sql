@@ -90,8 +90,8 @@
 {%- endmacro %}
 
 {#- Pre-hook of the map. A full build in an incremental run empties the table first (an
-    upgrade adds the new columns before, and drops the fingerprint the map kept before: on
-    DuckDB the columns must change before the delete). An incremental run computes the region:
+    upgrade, adopt_columns, also adds the new columns and drops the fingerprint the map kept
+    before). An incremental run computes the region:
     the identifiers whose customer can have changed, i.e. everything within max_hops of a
     seed. Seeds are both ends of every usable link written to edges since the map last read
     them and of every link removed since (edges keep a removed link as a tombstone with its
@@ -104,16 +104,9 @@
   {%- if execute and is_incremental() -%}
     {%- set state = phasegate.stitch_mode() -%}
     {%- set edges = ref('int_identity_edges_normalized') -%}
-    {%- if state.mode == 'full' -%}
-      {%- if state.upgrade -%}
-        {%- set stored = phasegate.relation_columns(this) -%}
-        {%- for name, type in phasegate.stitch_bookkeeping_columns().items() if name not in stored %}
-        alter table {{ this }} add column {{ name }} {{ type }};
-        {%- endfor %}
-        {%- if 'inputs_fingerprint' in stored %}
-        alter table {{ this }} drop column inputs_fingerprint;
-        {%- endif %}
-      {%- endif %}
+    {%- if state.upgrade -%}
+      {{ phasegate.adopt_columns(phasegate.stitch_bookkeeping_columns(), ['inputs_fingerprint']) }}
+    {%- elif state.mode == 'full' %}
         delete from {{ this }};
     {%- else %}
       {%- set region = 'phasegate__stitch_region' -%}

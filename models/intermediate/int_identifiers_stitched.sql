@@ -41,33 +41,51 @@ region as (
     select identifier_type, identifier_value from phasegate__stitch_region
 ),
 
-region_links as (
+{#- Every usable link with an end in the region (the pre-hook's). #}
+links as (
     select type_a, value_a, type_b, value_b, observed_at from phasegate__stitch_region_links
 ),
+{%- else %}
 
-{{ phasegate.identity_links_both_ways_ctes('region_links', 'linked') }},
+links as (
+    select type_a, value_a, type_b, value_b, observed_at
+    from {{ ref('int_identity_edges_normalized') }}
+    where drop_reason is null
+),
+{%- endif %}
 
-{#- Hubs among the region's identifiers (all their links are in region_links). One outside it
+{#- Each link once per direction, with its latest observation: the hub count and the search
+    both read this. -#}
+{{ phasegate.identity_links_both_ways_ctes('links', 'linked') }},
+
+{#- In an incremental run, the region's hubs (all their links are in `links`). One outside it
     has no stored row (hubs link nobody), so the border below never starts from one. #}
 hubs as (
     select l.from_type as identifier_type, l.from_value as identifier_value
     from linked as l
+    {%- if incremental %}
     inner join region as r on r.identifier_type = l.from_type and r.identifier_value = l.from_value
+    {%- endif %}
     where l.from_type <> 'user_id'
     group by l.from_type, l.from_value
     having count(*) > {{ phasegate.identity_max_links() }}
 ),
 
-{#- Links into the region. #}
+{#- In an incremental run, the links into the region. Outer joins rather than `not exists`
+    here and below: DuckDB turns those into delim joins that cost several seconds each at 1M
+    customers. -#}
 graph as (
     select l.from_type, l.from_value, l.to_type, l.to_value, l.observed_at
     from linked as l
+    {%- if incremental %}
     inner join region as r on r.identifier_type = l.to_type and r.identifier_value = l.to_value
+    {%- endif %}
     left join hubs as hf on hf.identifier_type = l.from_type and hf.identifier_value = l.from_value
     left join hubs as ht on ht.identifier_type = l.to_type and ht.identifier_value = l.to_value
     where hf.identifier_value is null
       and ht.identifier_value is null
 ),
+{%- if incremental %}
 
 stored as (
     select t.identifier_type, t.identifier_value, t.customer_id, t.hops, t.observed_at
@@ -82,6 +100,7 @@ border as (
     inner join stored as s on s.identifier_type = g.from_type and s.identifier_value = g.from_value
     where x.identifier_value is null
 ),
+{%- endif %}
 
 reached_0 as (
     select
@@ -91,49 +110,10 @@ reached_0 as (
         0 as hops,
         c.signup_at as observed_at
     from customers as c
+    {%- if incremental %}
     inner join region as r on r.identifier_type = 'user_id' and r.identifier_value = c.customer_id
+    {%- endif %}
 )
-{%- else %}
-
-usable_links as (
-    select type_a, value_a, type_b, value_b, observed_at
-    from {{ ref('int_identity_edges_normalized') }}
-    where drop_reason is null
-),
-
-{#- Each link once per direction, with its latest observation: the hub count and the search
-    both read this. -#}
-{{ phasegate.identity_links_both_ways_ctes('usable_links', 'linked') }},
-
-hubs as (
-    select from_type as identifier_type, from_value as identifier_value
-    from linked
-    where from_type <> 'user_id'
-    group by from_type, from_value
-    having count(*) > {{ phasegate.identity_max_links() }}
-),
-
-{#- Outer joins rather than `not exists` here and below: DuckDB turns those into delim joins
-    that cost several seconds each at 1M customers. -#}
-graph as (
-    select l.from_type, l.from_value, l.to_type, l.to_value, l.observed_at
-    from linked as l
-    left join hubs as hf on hf.identifier_type = l.from_type and hf.identifier_value = l.from_value
-    left join hubs as ht on ht.identifier_type = l.to_type and ht.identifier_value = l.to_value
-    where hf.identifier_value is null
-      and ht.identifier_value is null
-),
-
-reached_0 as (
-    select
-        cast('user_id' as {{ dbt.type_string() }}) as identifier_type,
-        customer_id as identifier_value,
-        customer_id,
-        0 as hops,
-        signup_at as observed_at
-    from customers
-)
-{%- endif %}
 
 {%- for k in range(1, max_hops + 1) %},
 
