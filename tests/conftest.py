@@ -197,6 +197,9 @@ BOOKKEEPING = {
     "resolved_map_version",
     "edges_read",
     "stitch_settings",
+    "customer_changed_batch",
+    "map_read",
+    "guard_settings",
 }
 
 

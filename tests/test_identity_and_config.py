@@ -153,15 +153,18 @@ EDGES = "int_identity_edges_normalized"
 MAP = "int_identifiers_stitched"
 
 
+GUARD = "phasegate__identity_guard_report"
+
+
 def _rebuilt_batches(project):
-    """The run that last wrote each identity model. The guard report is rewritten whole (one
-    batch); edges and the map are updated where something changed, so their rows carry several."""
-    batches = {}
-    for r in IDENTITY_MODELS:
-        rows = query(project, f"select distinct rebuilt_batch from {r}")
-        assert len(rows) == 1 or r in (EDGES, MAP), (r, rows)
-        batches[r] = max(row[0] for row in rows)
-    return batches
+    """The run that last wrote each identity model (each is updated where something changed,
+    so its rows can carry several)."""
+    return {r: query(project, f"select max(rebuilt_batch) from {r}")[0][0] for r in IDENTITY_MODELS}
+
+
+def _tombstones(project):
+    """Identifiers that stopped mapping, kept in the map until the guard report has read them."""
+    return query(project, f"select identifier_type, identifier_value from {MAP} where customer_id is null")
 
 
 def _edges_written_last(project):
@@ -268,25 +271,42 @@ def test_identity_map_built_incrementally_matches_a_rebuild(integration_project)
     build()
     assert _owner(p, "device_id", "d_star") is None  # 30 links: a hub, links nobody
     assert _owner(p, "anonymous_id", "a_star5") is None
+    assert query(p, f"select guard from {GUARD} where identifier_value = 'd_star'") == [("hub",)]
     _assert_identity_matches_rebuild(p, "hub appeared")
 
     # The chain's middle link goes; the shared anonymous id is seen with c_prospect later.
     chain_cut = [
         link for link in ADVERSARIAL_LINKS if link[:2] != ("device_id", "d_chain") or link[3] != "a_chain1"
     ]
+
+    def guard_batch(value):
+        return query(p, f"select guard, rebuilt_batch from {GUARD} where identifier_value = '{value}'")
+
+    hub_before, shared_before = guard_batch("d_star"), guard_batch("a_shared")
     links(chain_cut, spokes(30), shared_observed="2026-09-01 10:00:00")
     build()
     assert _owner(p, "anonymous_id", "a_chain2") is None
     assert _owner(p, "anonymous_id", "a_shared") == "c_prospect"
     assert _event(p, "e_chain") == (None, "unresolved_identity")
+    # The guard report was updated around the changed links: the re-observed link's shared
+    # identifier was recomputed, the hub, whose links did not change, kept its row.
+    assert guard_batch("d_star") == hub_before
+    [(guard, batch)] = guard_batch("a_shared")
+    assert guard == "shared_by_customers" and batch > shared_before[0][1], (shared_before, batch)
     _assert_identity_matches_rebuild(p, "link removed, link re-observed")
 
-    # A customer leaves: its anonymous id no longer maps, and its event is unresolved.
+    # A customer leaves: its anonymous id no longer maps, and its event is unresolved. The map
+    # alone first: what stopped mapping stays as a tombstone until the guard report reads it.
     customers.write_text(
         "".join(line + "\n" for line in base_customers.splitlines() if not line.startswith("c_anon,"))
     )
     links(chain_cut, spokes(20), shared_observed="2026-09-01 10:00:00")
+    p.dbt("seed")
+    p.dbt("run", "--select", "+int_identifiers_stitched")
+    assert ("anonymous_id", "a_anon") in _tombstones(p)
+    assert _owner(p, "anonymous_id", "a_anon") is None
     build()
+    assert _tombstones(p) == []
     assert _owner(p, "user_id", "c_anon") is None
     assert _owner(p, "anonymous_id", "a_anon") is None
     assert _owner(p, "device_id", "d_star") is not None  # back under the hub limit
@@ -319,9 +339,12 @@ def test_identity_tables_built_by_an_earlier_version_are_rebuilt(integration_pro
     links = len(query(p, f"select * from {EDGES}"))
     execute(p, f"alter table {EDGES} drop column input_key")
     execute(p, f"alter table {EDGES} add column inputs_fingerprint varchar")
-    for column in ("observed_at", "edges_read", "stitch_settings"):
+    for column in ("observed_at", "edges_read", "stitch_settings", "customer_changed_batch"):
         execute(p, f"alter table {MAP} drop column {column}")
     execute(p, f"alter table {MAP} add column inputs_fingerprint varchar")
+    for column in ("edges_read", "map_read", "guard_settings"):
+        execute(p, f"alter table {GUARD} drop column {column}")
+    execute(p, f"alter table {GUARD} add column inputs_fingerprint varchar")
     execute(p, "alter table int_events_validated drop column resolved_map_version")
     execute(p, "alter table int_events_validated add column resolved_map_batch bigint")
     p.dbt("build")
@@ -332,6 +355,9 @@ def test_identity_tables_built_by_an_earlier_version_are_rebuilt(integration_pro
     assert {"observed_at", "edges_read", "stitch_settings"} <= set(columns), columns
     assert "inputs_fingerprint" not in columns, columns
     assert query(p, f"select count(*) from {MAP} where observed_at is null or edges_read is null") == [(0,)]
+    columns = columns_of(p, GUARD)
+    assert {"edges_read", "map_read", "guard_settings"} <= set(columns), columns
+    assert "inputs_fingerprint" not in columns, columns
     assert "resolved_map_version" in columns_of(p, "int_events_validated")
     _assert_identity_matches_rebuild(p, "upgraded")
     validated = data_rows(p, "int_events_validated")

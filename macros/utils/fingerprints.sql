@@ -1,8 +1,9 @@
-{#- Rebuild-when-inputs-change, for a whole-graph table of identity (the guard report; edges
-    are kept by a diff on `row_key`, see int_identity_edges_normalized, and read through
-    rows_fingerprint over that key; the identifier map is updated around what changed, see
-    identity_map_state.sql). It is a computation that a daily run would otherwise redo from
-    scratch although, on many days, no identity link, customer or setting changed.
+{#- Rebuild-when-inputs-change, for a table recomputed whole from inputs that change on few
+    days (customer consents; the identity models are updated around what changed instead:
+    edges by a diff on `row_key`, see int_identity_edges_normalized, the map and the guard
+    report around the changed links, see identity_map_state.sql and identity_guard_state.sql).
+    It is a computation that a daily run would otherwise redo from scratch although, on many
+    days, nothing it reads changed.
     A model built this way stores, in every row, a fingerprint of everything it read
     (`inputs_fingerprint`) and the batch that wrote it (`rebuilt_batch`). An incremental run
     compares the fingerprint of its inputs now with the stored one: equal, it writes nothing;

@@ -16,9 +16,10 @@
 {%- endmacro %}
 
 {#- A select of one text column `fingerprint` that changes whenever the map does: any run that
-    writes rows raises the highest batch, and one that only deletes rows changes the count. -#}
+    writes rows raises the highest batch. Tombstones are not counted, so deleting them once
+    read changes nothing. -#}
 {% macro stitched_version(relation) -%}
-  select cast(max(s.rebuilt_batch) as {{ dbt.type_string() }}) || ':' || cast(count(*) as {{ dbt.type_string() }}) as fingerprint
+  select cast(max(s.rebuilt_batch) as {{ dbt.type_string() }}) || ':' || cast(count(s.customer_id) as {{ dbt.type_string() }}) as fingerprint
   from {{ relation }} as s
 {%- endmacro %}
 
@@ -26,7 +27,7 @@
     earlier phasegate version and is rebuilt. -#}
 {% macro stitch_bookkeeping_columns() -%}
   {%- do return({'observed_at': dbt.type_timestamp(), 'edges_read': dbt.type_bigint(),
-      'stitch_settings': dbt.type_string()}) -%}
+      'stitch_settings': dbt.type_string(), 'customer_changed_batch': dbt.type_bigint()}) -%}
 {%- endmacro %}
 
 {#- How this run builds the map:
@@ -57,7 +58,7 @@
     {%- do state.update({'batch': [((m[0] or 0) | int) + 1, floor] | max | string}) -%}
     {%- do return(state) -%}
   {%- endif -%}
-  {%- set m = run_query('select max(t.edges_read), min(t.stitch_settings), max(t.stitch_settings), count(*), max(t.rebuilt_batch) from '
+  {%- set m = run_query('select max(t.edges_read), min(t.stitch_settings), max(t.stitch_settings), count(t.customer_id), max(t.rebuilt_batch) from '
       ~ this ~ ' as t').rows[0] -%}
   {%- do state.update({'batch': [((m[4] or 0) | int) + 1, floor] | max | string}) -%}
   {%- set settings = phasegate.stitch_settings() -%}
@@ -175,15 +176,11 @@
   {%- endif -%}
 {%- endmacro %}
 
-{#- Post-hook of the map: the identifiers that stopped mapping were written as rows without a
-    customer (replacing their stored rows) and go; the removed links this run has read go from
-    edges; the temporary tables go. -#}
+{#- Post-hook of the map: the tombstones every reader has read go (identity_guard_state.sql),
+    and so do the temporary tables. -#}
 {% macro stitch_finish() -%}
   {%- if execute and is_incremental() %}
-    delete from {{ this }} where customer_id is null;
-    delete from {{ ref('int_identity_edges_normalized') }}
-    where drop_reason = 'link_removed'
-      and rebuilt_batch <= (select max(t.edges_read) from {{ this }} as t);
+    {{ phasegate.purge_identity_tombstones(this, phasegate.identity_guard_report_relation()) }}
     {{ phasegate.drop_stitch_temps() }}
   {%- endif -%}
 {%- endmacro %}

@@ -44,15 +44,17 @@
     every stored anonymous event and joins the map, and on some days nothing changed. The
     version is compared with that of the rows the last run wrote (versions do not grow as
     batches do): a run that re-resolved against the map, or found it unchanged, leaves every
-    row consistent with it. -#}
+    row consistent with it. Every row a run writes carries the same version, so one row is
+    read (`limit 1`): after a full build, the last run's rows are every row, and reading all
+    their versions took 4.7 s cold at 1M customers, and 11-13 s beside the guard report. -#}
 {%- set map_version = '(' ~ phasegate.stitched_version(ref('int_identifiers_stitched')) ~ ')' -%}
 {%- set map_unchanged = false -%}
 {%- if execute and is_incremental() -%}
     {%- set stored = phasegate.relation_columns(this) -%}
     {%- if 'resolved_map_version' in stored -%}
-        {%- set row = run_query('select ' ~ map_version ~ ' as now_version, (select min(t.resolved_map_version) from '
+        {%- set row = run_query('select ' ~ map_version ~ ' as now_version, (select t.resolved_map_version from '
             ~ this ~ ' as t where t.validated_batch = (select max(b.validated_batch) from ' ~ this
-            ~ ' as b)) as resolved_version').rows[0] -%}
+            ~ ' as b) limit 1) as resolved_version').rows[0] -%}
         {%- set map_unchanged = row[0] is not none and row[0] == row[1] -%}
         {#- Known now: written as a literal instead of reading the map again. -#}
         {%- if row[0] is not none -%}{%- set map_version = "'" ~ row[0] ~ "'" -%}{%- endif -%}

@@ -25,8 +25,9 @@
     last read the edges (the pre-hook, stitch_prepare), searching it from its customers and
     from the stored identifiers bordering it, whose places cannot have changed; then it ranks
     again every customer an identifier of the region left or joined. Identifiers of the region
-    that no longer map are written without a customer and deleted by the post-hook. The table
-    equals a rebuild; stitch_mode says when a run rebuilds instead. -#}
+    that no longer map are written as tombstones without a customer, kept until the guard
+    report has read them (every other reader skips them). Apart from those, the table equals a
+    rebuild; stitch_mode says when a run rebuilds instead. -#}
 {%- set max_hops = phasegate.identity_max_hops() %}
 {%- set state = phasegate.stitch_mode() %}
 {%- set incremental = state.mode == 'incremental' %}
@@ -87,9 +88,14 @@ graph as (
 ),
 {%- if incremental %}
 
+{#- The stored rows, without the tombstones of identifiers that stopped mapping (rows without a
+    customer, kept until the guard report has read them: identity_map_state.sql). #}
 stored as (
-    select t.identifier_type, t.identifier_value, t.customer_id, t.hops, t.observed_at
+    select
+        t.identifier_type, t.identifier_value, t.customer_id, t.hops, t.observed_at,
+        t.identifier_rank, t.within_limit, t.customer_changed_batch
     from {{ this }} as t
+    where t.customer_id is not null
 ),
 
 {#- Links into the region from stored identifiers outside it, at their stored hops. #}
@@ -189,20 +195,46 @@ ranked as (
 )
 
 select
-    identifier_type,
-    identifier_value,
-    customer_id,
-    hops,
-    identifier_rank,
-    identifier_rank <= {{ phasegate.identity_max_identifiers_per_customer() }} as within_limit,
-    observed_at,
+    n.identifier_type,
+    n.identifier_value,
+    n.customer_id,
+    n.hops,
+    n.identifier_rank,
+    n.within_limit,
+    n.observed_at,
+    {%- if incremental %}
+    case
+        when p.identifier_value is not null
+            and p.customer_id = n.customer_id
+            and p.within_limit = n.within_limit
+            and (n.within_limit or p.identifier_rank = n.identifier_rank)
+            then p.customer_changed_batch
+        else cast({{ state.batch }} as {{ dbt.type_bigint() }})
+    end as customer_changed_batch,
+    {%- else %}
+    cast({{ state.batch }} as {{ dbt.type_bigint() }}) as customer_changed_batch,
+    {%- endif %}
     cast({{ state.edges_read }} as {{ dbt.type_bigint() }}) as edges_read,
     cast('{{ phasegate.stitch_settings() }}' as {{ dbt.type_string() }}) as stitch_settings,
     cast({{ state.batch }} as {{ dbt.type_bigint() }}) as rebuilt_batch
-from ranked
+from (
+    select
+        r.identifier_type,
+        r.identifier_value,
+        r.customer_id,
+        r.hops,
+        r.identifier_rank,
+        r.identifier_rank <= {{ phasegate.identity_max_identifiers_per_customer() }} as within_limit,
+        r.observed_at
+    from ranked as r
+) as n
 {%- if incremental %}
-{#- Identifiers of the region that no longer map: they replace their stored rows, and the
-    post-hook deletes them. #}
+{#- What the guard report reads of a row (its customer, whether it is within the limit, and
+    the rank of one beyond it) keeps the batch that last changed it: the report recomputes
+    around the identifiers changed since it last read the map. #}
+left join stored as p on p.identifier_type = n.identifier_type and p.identifier_value = n.identifier_value
+{#- Identifiers of the region that no longer map replace their stored rows with tombstones
+    (no customer), which stay until the guard report has read them. #}
 union all
 select
     s.identifier_type,
@@ -212,6 +244,7 @@ select
     cast(null as {{ dbt.type_bigint() }}),
     false,
     cast(null as {{ dbt.type_timestamp() }}),
+    cast({{ state.batch }} as {{ dbt.type_bigint() }}),
     cast({{ state.edges_read }} as {{ dbt.type_bigint() }}),
     cast('{{ phasegate.stitch_settings() }}' as {{ dbt.type_string() }}),
     cast({{ state.batch }} as {{ dbt.type_bigint() }})

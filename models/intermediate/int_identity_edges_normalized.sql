@@ -4,8 +4,9 @@
     counts the rows per key in the sources now and in the table: only the links whose count
     changed are normalised and written (delete+insert on the key), and a key now gone is
     written as a `link_removed` row (a tombstone, with the removed link's values) that takes
-    its stored rows with it. The identifier map reads the tombstones to find what changed and
-    then deletes them (stitch_finish); every other reader skips them. So the table, without
+    its stored rows with it. The identifier map and the identity guard report read the
+    tombstones to find what changed, and they are deleted once both have
+    (purge_identity_tombstones); every other reader skips them. So the table, without
     its tombstones, always equals a rebuild, and on a day with a few new links a
     run normalises those instead of every link (7.8 M at 1M customers; BENCHMARKS.md). A new
     blocklist, phasegate version or name of a relation it reads changes every key, and so

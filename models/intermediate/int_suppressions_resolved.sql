@@ -30,6 +30,7 @@ matches as (
     inner join {{ ref('int_identifiers_stitched') }} as m
         on m.identifier_type = n.lookup_type and m.identifier_value = n.lookup_value
     where n.lookup_type <> 'user_id'
+        and m.customer_id is not null
     union
     select n.identifier_type, n.identifier_value, l.value_a
     from normalized as n

@@ -6,35 +6,98 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='append_new_columns',
-        post_hook="{{ phasegate.delete_superseded_rows() }}",
+        incremental_strategy='delete+insert',
+        unique_key=['identifier_type', 'identifier_value'],
+        on_schema_change='sync_all_columns',
+        pre_hook="{{ phasegate.guard_prepare() }}",
+        post_hook="{{ phasegate.guard_finish() }}",
         tags=['phasegate_incremental']
     )
 }}
-{#- Rebuilt only when the edges or the identifier map changed: see
-    macros/utils/fingerprints.sql (the map's version: identity_map_state.sql). -#}
+{#- Incremental: an identifier's rows depend only on its own links and on the customers its
+    neighbours map to. A run recomputes the identifiers at either end of an edge row written
+    since it last read the edges (links added, re-observed or removed: edges keep a removed
+    link's tombstone until this report has read it), those whose customer, place within the
+    limit or rank beyond it changed since it last read the map (the map's
+    customer_changed_batch; an identifier that stopped mapping stays there as a tombstone until
+    read here), and every identifier linked to one of those. Their stored rows are replaced:
+    an identifier without a guard any more is written once with a null guard, which the
+    post-hook deletes. The table equals a rebuild; guard_mode (identity_guard_state.sql) says
+    when a run rebuilds instead. -#}
 {%- set max_links = phasegate.identity_max_links() %}
+{%- set state = phasegate.guard_mode() %}
+{%- set incremental = state.mode == 'incremental' %}
 {#- The edges are read where used rather than through one `select *` CTE, which DuckDB
     materialised with every column (2 s at 1M customers). -#}
 {%- set edges = ref('int_identity_edges_normalized') %}
-{%- set body %}
+{%- set map = ref('int_identifiers_stitched') %}
 with stitched as (
-    select * from {{ ref('int_identifiers_stitched') }}
+    select identifier_type, identifier_value, customer_id, identifier_rank, within_limit
+    from {{ map }}
+    where customer_id is not null
 ),
+{%- if incremental %}
+
+remapped as (
+    select m.identifier_type, m.identifier_value
+    from {{ map }} as m
+    where m.customer_changed_batch > {{ state.map_after }}
+),
+
+affected as (
+    select e.type_a as identifier_type, coalesce(e.value_a, e.raw_a) as identifier_value
+    from {{ edges }} as e
+    where e.rebuilt_batch > {{ state.edges_after }}
+    union
+    select e.type_b, coalesce(e.value_b, e.raw_b)
+    from {{ edges }} as e
+    where e.rebuilt_batch > {{ state.edges_after }}
+    union
+    select identifier_type, identifier_value from remapped
+    union
+    select e.type_b, e.value_b
+    from {{ edges }} as e
+    inner join remapped as r on r.identifier_type = e.type_a and r.identifier_value = e.value_a
+    where e.drop_reason is null
+    union
+    select e.type_a, e.value_a
+    from {{ edges }} as e
+    inner join remapped as r on r.identifier_type = e.type_b and r.identifier_value = e.value_b
+    where e.drop_reason is null
+),
+{%- endif %}
 
 dropped_links as (
-    select type_a as identifier_type, coalesce(value_a, raw_a) as identifier_value, reason_a as guard
-    from {{ edges }}
-    where reason_a is not null
+    {%- for side in ['a', 'b'] %}
+    select e.type_{{ side }} as identifier_type, coalesce(e.value_{{ side }}, e.raw_{{ side }}) as identifier_value,
+        e.reason_{{ side }} as guard
+    from {{ edges }} as e
+    {%- if incremental %}
+    inner join affected as x
+        on x.identifier_type = e.type_{{ side }} and x.identifier_value = coalesce(e.value_{{ side }}, e.raw_{{ side }})
+    {%- endif %}
+    where e.reason_{{ side }} is not null
+    {%- if not loop.last %}
     union all
-    select type_b, coalesce(value_b, raw_b), reason_b
-    from {{ edges }}
-    where reason_b is not null
+    {%- endif %}
+    {%- endfor %}
 ),
 
+{#- Usable links (in an incremental run, those with an end among the affected identifiers). #}
 usable_links as (
+    {%- if incremental %}
+    {%- for side in ['a', 'b'] %}
+    select e.type_a, e.value_a, e.type_b, e.value_b, e.observed_at
+    from {{ edges }} as e
+    inner join affected as x on x.identifier_type = e.type_{{ side }} and x.identifier_value = e.value_{{ side }}
+    where e.drop_reason is null
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+    {%- else %}
     select type_a, value_a, type_b, value_b, observed_at from {{ edges }} where drop_reason is null
+    {%- endif %}
 ),
 
 {#- Each usable link once per direction. -#}
@@ -52,6 +115,9 @@ neighbours as (
         min(s.customer_id) as least_customer,
         max(s.customer_id) as greatest_customer
     from linked as l
+    {%- if incremental %}
+    inner join affected as x on x.identifier_type = l.from_type and x.identifier_value = l.from_value
+    {%- endif %}
     left join stitched as s
         on s.identifier_type = l.to_type and s.identifier_value = l.to_value and s.within_limit
     where l.from_type <> 'user_id'
@@ -82,9 +148,12 @@ touching as (
 ),
 
 over_limit as (
-    select identifier_type, identifier_value, 'over_customer_limit' as guard, identifier_rank as links
-    from stitched
-    where not within_limit
+    select s.identifier_type, s.identifier_value, 'over_customer_limit' as guard, s.identifier_rank as links
+    from stitched as s
+    {%- if incremental %}
+    inner join affected as x on x.identifier_type = s.identifier_type and x.identifier_value = s.identifier_value
+    {%- endif %}
+    where not s.within_limit
 )
 
 select
@@ -92,7 +161,11 @@ select
     identifier_type,
     identifier_value,
     guard,
-    max(links) as links
+    max(links) as links,
+    cast({{ state.edges_read }} as {{ dbt.type_bigint() }}) as edges_read,
+    cast({{ state.map_read }} as {{ dbt.type_bigint() }}) as map_read,
+    cast('{{ phasegate.guard_settings() }}' as {{ dbt.type_string() }}) as guard_settings,
+    cast({{ state.batch }} as {{ dbt.type_bigint() }}) as rebuilt_batch
 from (
     select identifier_type, identifier_value, guard, cast(null as {{ dbt.type_int() }}) as links
     from dropped_links
@@ -102,10 +175,11 @@ from (
     select identifier_type, identifier_value, 'shared_by_customers', customers from touching
     union all
     select identifier_type, identifier_value, guard, links from over_limit
+    {%- if incremental %}
+    union all
+    {#- Clears the stored rows of an affected identifier without a guard now (post-hook). #}
+    select identifier_type, identifier_value, cast(null as {{ dbt.type_string() }}), cast(null as {{ dbt.type_int() }})
+    from affected
+    {%- endif %}
 ) as guarded
 group by identifier_type, identifier_value, guard
-{%- endset %}
-{{ phasegate.rebuilt_when_inputs_change(body, [
-    phasegate.rows_fingerprint(edges, ['input_key']),
-    phasegate.stitched_version(ref('int_identifiers_stitched')),
-]) }}
