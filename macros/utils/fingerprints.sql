@@ -177,3 +177,14 @@ from (
     {%- endif -%}
   {%- endif -%}
 {%- endmacro %}
+
+{#- Pre-hook step of a table updated around what changed (the identifier map, the guard
+    report), given its mode: a rebuild in an incremental run empties the table first, and an
+    upgrade also adds the new bookkeeping `columns` in place of the fingerprint kept before. -#}
+{% macro empty_for_rebuild(state, columns) -%}
+  {%- if state.upgrade -%}
+    {{ phasegate.adopt_columns(columns, ['inputs_fingerprint']) }}
+  {%- elif state.mode == 'full' %}
+        delete from {{ this }};
+  {%- endif -%}
+{%- endmacro %}

@@ -63,16 +63,10 @@
   {%- do return(state) -%}
 {% endmacro %}
 
-{#- Pre-hook of the report: a full build in an incremental run empties the table first (an
-    upgrade also adds the new columns and drops the fingerprint the report kept before). -#}
+{#- Pre-hook of the report: a full build in an incremental run empties the table first. -#}
 {% macro guard_prepare() -%}
   {%- if execute and is_incremental() -%}
-    {%- set state = phasegate.guard_mode() -%}
-    {%- if state.upgrade -%}
-      {{ phasegate.adopt_columns(phasegate.guard_bookkeeping_columns(), ['inputs_fingerprint']) }}
-    {%- elif state.mode == 'full' %}
-        delete from {{ this }};
-    {%- endif -%}
+    {{ phasegate.empty_for_rebuild(phasegate.guard_mode(), phasegate.guard_bookkeeping_columns()) }}
   {%- endif -%}
 {%- endmacro %}
 

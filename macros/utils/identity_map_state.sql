@@ -105,11 +105,8 @@
   {%- if execute and is_incremental() -%}
     {%- set state = phasegate.stitch_mode() -%}
     {%- set edges = ref('int_identity_edges_normalized') -%}
-    {%- if state.upgrade -%}
-      {{ phasegate.adopt_columns(phasegate.stitch_bookkeeping_columns(), ['inputs_fingerprint']) }}
-    {%- elif state.mode == 'full' %}
-        delete from {{ this }};
-    {%- else %}
+    {{ phasegate.empty_for_rebuild(state, phasegate.stitch_bookkeeping_columns()) }}
+    {%- if state.mode == 'incremental' %}
       {%- set region = 'phasegate__stitch_region' -%}
       {{ phasegate.drop_stitch_temps() }}
         create temporary table {{ region }} as
