@@ -330,7 +330,7 @@ def test_identity_map_built_incrementally_matches_a_rebuild(integration_project)
 def test_identity_tables_built_by_an_earlier_version_are_rebuilt(integration_project):
     """Stored tables from before the diffs: edges without input_key (a fingerprint column
     instead), a map rebuilt whole (a fingerprint, none of the incremental map's bookkeeping),
-    validated events that recorded the map's batch. The next incremental run rebuilds edges and
+    validated events that recorded the map's version as text. The next incremental run rebuilds edges and
     the map rather than diffing rows it cannot key, re-resolves the stored events, and then
     everything equals a rebuild."""
     p = integration_project
@@ -345,8 +345,9 @@ def test_identity_tables_built_by_an_earlier_version_are_rebuilt(integration_pro
     for column in ("edges_read", "map_read", "guard_settings"):
         execute(p, f"alter table {GUARD} drop column {column}")
     execute(p, f"alter table {GUARD} add column inputs_fingerprint varchar")
-    execute(p, "alter table int_events_validated drop column resolved_map_version")
-    execute(p, "alter table int_events_validated add column resolved_map_batch bigint")
+    for column in ("resolved_map_batch", "resolved_map_rows"):
+        execute(p, f"alter table int_events_validated drop column {column}")
+    execute(p, "alter table int_events_validated add column resolved_map_version varchar")
     p.dbt("build")
     columns = columns_of(p, EDGES)
     assert "input_key" in columns and "inputs_fingerprint" not in columns, columns
@@ -358,7 +359,9 @@ def test_identity_tables_built_by_an_earlier_version_are_rebuilt(integration_pro
     columns = columns_of(p, GUARD)
     assert {"edges_read", "map_read", "guard_settings"} <= set(columns), columns
     assert "inputs_fingerprint" not in columns, columns
-    assert "resolved_map_version" in columns_of(p, "int_events_validated")
+    columns = columns_of(p, "int_events_validated")
+    assert {"resolved_map_batch", "resolved_map_rows"} <= set(columns), columns
+    assert "resolved_map_version" not in columns, columns
     _assert_identity_matches_rebuild(p, "upgraded")
     validated = data_rows(p, "int_events_validated")
     p.dbt("build", "--full-refresh", "--exclude", "resource_type:seed")

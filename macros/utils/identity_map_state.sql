@@ -15,11 +15,13 @@
       ~ phasegate.identity_max_identifiers_per_customer() -}}
 {%- endmacro %}
 
-{#- A select of one text column `fingerprint` that changes whenever the map does: any run that
-    writes rows raises the highest batch. Tombstones are not counted, so deleting them once
-    read changes nothing. -#}
+{#- A select of one row that changes whenever the map does: `map_batch`, its highest batch (any
+    run that writes rows raises it), and `map_rows`, its live rows. Tombstones are not
+    counted, so deleting them once read changes nothing. Two numbers rather than one text:
+    validated events store them on every row, and writing a text constant into 77 M rows took
+    4.3 s of a full build, two bigints 0.9 s. -#}
 {% macro stitched_version(relation) -%}
-  select cast(max(s.rebuilt_batch) as {{ dbt.type_string() }}) || ':' || cast(count(s.customer_id) as {{ dbt.type_string() }}) as fingerprint
+  select max(s.rebuilt_batch) as map_batch, count(s.customer_id) as map_rows
   from {{ relation }} as s
 {%- endmacro %}
 

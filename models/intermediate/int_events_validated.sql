@@ -39,25 +39,34 @@
 {%- for c in ['event_row_id', 'customer_id', 'quarantine_reason'] + stored_columns %}{% do qualified_prior.append('t.' ~ c) %}{% endfor -%}
 
 {#- Each run records the version of the identifier map it resolved against
-    (`resolved_map_version`: identity_map_state.sql's stitched_version). Stored anonymous
-    events are re-resolved only when the map changed since the last run: finding them reads
-    every stored anonymous event and joins the map, and on some days nothing changed. The
-    version is compared with that of the rows the last run wrote (versions do not grow as
-    batches do): a run that re-resolved against the map, or found it unchanged, leaves every
-    row consistent with it. Every row a run writes carries the same version, so one row is
-    read (`limit 1`): after a full build, the last run's rows are every row, and reading all
+    (`resolved_map_batch`, `resolved_map_rows`: identity_map_state.sql's stitched_version).
+    Stored anonymous events are re-resolved only when the map changed since the last run:
+    finding them reads every stored anonymous event and joins the map, and on some days nothing
+    changed. The version is compared with that of the rows the last run wrote (versions do not
+    grow as batches do): a run that re-resolved against the map, or found it unchanged, leaves
+    every row consistent with it. Every row a run writes carries the same version, so one row
+    is read (`limit 1`): after a full build, the last run's rows are every row, and reading all
     their versions took 4.7 s cold at 1M customers, and 11-13 s beside the guard report. -#}
 {%- set map_version = '(' ~ phasegate.stitched_version(ref('int_identifiers_stitched')) ~ ')' -%}
+{%- set version = {'resolved_map_batch': '(select v.map_batch from ' ~ map_version ~ ' as v)',
+    'resolved_map_rows': '(select v.map_rows from ' ~ map_version ~ ' as v)'} -%}
 {%- set map_unchanged = false -%}
 {%- if execute and is_incremental() -%}
     {%- set stored = phasegate.relation_columns(this) -%}
-    {%- if 'resolved_map_version' in stored -%}
-        {%- set row = run_query('select ' ~ map_version ~ ' as now_version, (select t.resolved_map_version from '
-            ~ this ~ ' as t where t.validated_batch = (select max(b.validated_batch) from ' ~ this
-            ~ ' as b) limit 1) as resolved_version').rows[0] -%}
-        {%- set map_unchanged = row[0] is not none and row[0] == row[1] -%}
-        {#- Known now: written as a literal instead of reading the map again. -#}
-        {%- if row[0] is not none -%}{%- set map_version = "'" ~ row[0] ~ "'" -%}{%- endif -%}
+    {%- set last_row -%}
+        from {{ this }} as t
+        where t.validated_batch = (select max(b.validated_batch) from {{ this }} as b)
+        limit 1
+    {%- endset -%}
+    {%- set row = run_query('select v.map_batch, v.map_rows'
+        ~ (', (select t.resolved_map_batch ' ~ last_row ~ '), (select t.resolved_map_rows ' ~ last_row ~ ')'
+           if 'resolved_map_batch' in stored and 'resolved_map_rows' in stored else ', null, null')
+        ~ ' from ' ~ map_version ~ ' as v').rows[0] -%}
+    {%- if row[0] is not none -%}
+        {%- set map_unchanged = row[0] == row[2] and row[1] == row[3] -%}
+        {#- Known now: written as literals instead of reading the map again. -#}
+        {%- do version.update({'resolved_map_batch': row[0] | int | string,
+            'resolved_map_rows': row[1] | int | string}) -%}
     {%- endif -%}
 {%- endif %}
 
@@ -104,17 +113,14 @@ watermark as (
 {%- endset %}
 {%- set id_hash = phasegate.grouping_hash('e.event_id') %}
 
-{#- Only event ids that arrive more than once need ranking. Sorting every event by its id to
-    rank copies cost a third of a 1M-customer full build; grouping the ids and ranking the
-    few repeated ones took 135 s where the window over all took 185 s. The ids are grouped by
-    a fixed-width hash (grouping_hash), read alone: an id whose hash repeats only by
+{#- Only event ids that arrive more than once need ranking. Ranking every event's copies
+    cost a third of a 1M-customer full build; finding the repeated ids first and ranking only
+    their copies took 135 s where the window over all took 185 s. They are found by a
+    fixed-width hash (grouping_hash), read alone (repeated_values: on DuckDB a sort, 5 CPU-s
+    at 1M customers where grouping the hashes took 18.5): an id whose hash repeats only by
     collision is ranked with its real id below, and is first. #}
 repeated_ids as (
-    select {{ id_hash }} as copy_hash
-    from {{ arrived }}
-    where e.event_id is not null
-    group by 1
-    having count(*) > 1
+    {{ phasegate.repeated_values(id_hash, arrived, 'e.event_id is not null') | indent(4) }}
 ),
 
 {#- Events without a user_id come first, here and in every run's output (re_resolved first in
@@ -131,9 +137,9 @@ fresh as (
         {% endfor -%}
         e.event_id as event_row_id
     from {{ arrived }}
-    left join repeated_ids as r on r.copy_hash = {{ id_hash }}
+    left join repeated_ids as r on r.repeated_value = {{ id_hash }}
     where e.event_id is not null
-        and r.copy_hash is null
+        and r.repeated_value is null
         and e.user_id {{ identified }}
     union all
     {%- endfor %}
@@ -151,7 +157,7 @@ fresh as (
                 order by e.received_at, e.occurred_at, e.event_type
             ) as copy_rank
         from {{ arrived }}
-        inner join repeated_ids as r on r.copy_hash = {{ id_hash }}
+        inner join repeated_ids as r on r.repeated_value = {{ id_hash }}
         where e.event_id is not null
     ) as n
     where n.copy_rank = 1
@@ -325,7 +331,9 @@ select
     c.quarantine_reason,
     c.prior_customer_id as previous_customer_id,
     cast(c.prior_occurred_at as date) as previous_activity_date,
-    cast({{ map_version }} as {{ dbt.type_string() }}) as resolved_map_version,
+    {%- for column, value in version.items() %}
+    cast({{ value }} as {{ dbt.type_bigint() }}) as {{ column }},
+    {%- endfor %}
     {%- if is_incremental() %}
     w.batch as validated_batch
     {%- else %}
