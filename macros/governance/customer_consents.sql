@@ -25,8 +25,7 @@
   {%- if not (phasegate.stored_table_readable()) -%}
     {%- do return(everything) -%}
   {%- endif -%}
-  {%- set stored_columns = phasegate.relation_columns(this) -%}
-  {%- if 'consents_as_of' not in stored_columns or 'inputs_fingerprint' not in stored_columns -%}
+  {%- if not phasegate.has_columns(this, ['consents_as_of', 'inputs_fingerprint']) -%}
     {%- do return(everything) -%}
   {%- endif -%}
   {%- set stored_as_of = phasegate.as_date(run_query('select max(t.consents_as_of) from ' ~ this ~ ' as t').rows[0][0]) -%}

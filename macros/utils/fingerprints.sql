@@ -1,21 +1,17 @@
-{#- Rebuild-when-inputs-change, for a table recomputed whole from inputs that change on few
-    days (customer consents; the identity models are updated around what changed instead:
-    edges by a diff on `row_key`, see int_identity_edges_normalized, the map and the guard
-    report around the changed links, see identity_map_state.sql and identity_guard_state.sql).
-    It is a computation that a daily run would otherwise redo from scratch although, on many
-    days, nothing it reads changed.
-    A model built this way stores, in every row, a fingerprint of everything it read
-    (`inputs_fingerprint`) and the batch that wrote it (`rebuilt_batch`). An incremental run
-    compares the fingerprint of its inputs now with the stored one: equal, it writes nothing;
-    different (or unknown), it appends a full rebuild and its post-hook
-    (`delete_superseded_rows`) removes the rows of earlier batches. So the table always
-    equals a rebuild.
+{#- Fingerprints of what a model read, and row keys.
 
     A fingerprint is the row count and the sum of a 64-bit hash of each row, per input, and
-    the md5 of the model's compiled select: a change of data, settings (blocklist, limits,
-    hops) or phasegate's own SQL changes it. Where no native 64-bit hash is known the
-    fingerprint is null and the model rebuilds every run, as a table would; so does a model
-    whose last build was empty, having no row to keep the fingerprint in. -#}
+    the md5 of a text naming the model's settings: a change of data or settings changes it.
+    phasegate__customer_consents stores the fingerprint of what it read as of its evaluation
+    date. A run compares it with the fingerprint of the same inputs as of that date now:
+    equal, only customers with a change after that date are rewritten; different (a
+    backdated change, a settings change), every customer is (customer_consents.sql). Where no
+    native 64-bit hash is known the fingerprint is null, which counts as changed.
+
+    The identity models are kept by other means: edges by a diff on `row_key` (see
+    int_identity_edges_normalized), the map and the guard report around the changed links
+    (identity_map_state.sql, identity_guard_state.sql). Their upgrade and rebuild steps
+    (adopt_columns, empty_for_rebuild) are at the end of this file. -#}
 
 {#- A select of one text column `fingerprint` over the rows of `relation` (only `columns`
     are read). -#}
@@ -42,12 +38,6 @@
   {{ phasegate.summed_row_keys(relation, columns) }}
 {%- endmacro %}
 
-{#- The stored fingerprint of a model built this way (what it last read), as a select of one
-    column `fingerprint`; null when it is empty. -#}
-{% macro stored_fingerprint(relation) -%}
-  select max(s.inputs_fingerprint) as fingerprint from {{ relation }} as s
-{%- endmacro %}
-
 {#- A select of the combined fingerprint: each of `parts` (selects of one `fingerprint`
     column) and the md5 of `body`, joined with '/'. Null if any part is null (`||` keeps
     nulls, unlike concat()). -#}
@@ -57,56 +47,6 @@
     (select f.fingerprint from ({{ p }}) as f) || '/' ||
     {%- endfor %}
     {{ dbt.hash("'" ~ (body | replace("'", "''")) ~ "'") }} as fingerprint
-{%- endmacro %}
-
-{#- Whether the model can skip this run, the fingerprint to store and the batch to write, as
-    {'unchanged': bool, 'fingerprint': SQL, 'batch': SQL}. Only an incremental run of a
-    table that has the bookkeeping columns asks the warehouse (one query); otherwise the
-    model rebuilds and computes the fingerprint inline. A rebuild's batch is above every
-    stored one and at least the run's start in epoch milliseconds. -#}
-{% macro inputs_state(fingerprint_sql) %}
-  {%- set floor = 'cast(' ~ phasegate.batch_number_floor() ~ ' as ' ~ dbt.type_bigint() ~ ')' -%}
-  {%- set rebuild = {'unchanged': false, 'fingerprint': '(' ~ fingerprint_sql ~ ')', 'batch': floor} -%}
-  {%- if not (execute and is_incremental()) -%}
-    {%- do return(rebuild) -%}
-  {%- endif -%}
-  {%- set stored_columns = phasegate.relation_columns(this) -%}
-  {%- if 'inputs_fingerprint' not in stored_columns or 'rebuilt_batch' not in stored_columns -%}
-    {%- do return(rebuild) -%}
-  {%- endif -%}
-  {%- set row = run_query('select (' ~ fingerprint_sql ~ ') as now_fp, (' ~ phasegate.stored_fingerprint(this) ~ ') as stored_fp').rows[0] -%}
-  {%- do return({
-      'unchanged': row[0] is not none and row[0] == row[1],
-      'fingerprint': ("'" ~ row[0] ~ "'") if row[0] is not none else 'cast(null as ' ~ dbt.type_string() ~ ')',
-      'batch': 'cast((select greatest(coalesce(max(t.rebuilt_batch), 0) + 1, ' ~ floor ~ ') from ' ~ this ~ ' as t) as '
-          ~ dbt.type_bigint() ~ ')'}) -%}
-{% endmacro %}
-
-{#- The model's select: nothing when its inputs are unchanged, else `body` with the two
-    bookkeeping columns. -#}
-{% macro rebuilt_when_inputs_change(body, fingerprint_parts) -%}
-  {%- set state = phasegate.inputs_state(phasegate.inputs_fingerprint_sql(fingerprint_parts, body)) -%}
-  {%- if state.unchanged %}
-select * from {{ this }} as t where 1 = 0
-  {%- else %}
-select
-    b.*,
-    {{ state.fingerprint }} as inputs_fingerprint,
-    {{ state.batch }} as rebuilt_batch
-from (
-{{ body }}
-) as b
-  {%- endif %}
-{%- endmacro %}
-
-{#- Post-hook: after a rebuild was appended, the rows of earlier batches go (rows of a table
-    built before these columns existed have none). -#}
-{% macro delete_superseded_rows() -%}
-  {%- if is_incremental() -%}
-    delete from {{ this }}
-    where rebuilt_batch is null
-       or rebuilt_batch < (select max(t.rebuilt_batch) from {{ this }} as t)
-  {%- endif -%}
 {%- endmacro %}
 
 {#- A key for a row of `columns` (SQL expressions, nulls included), the same wherever the

@@ -36,10 +36,7 @@
   {%- if not (execute and is_incremental()) -%}
     {%- do return(state) -%}
   {%- endif -%}
-  {%- set stored = phasegate.relation_columns(this) -%}
-  {%- for c in phasegate.guard_bookkeeping_columns() if c not in stored -%}
-    {%- do state.update({'upgrade': true}) -%}
-  {%- endfor -%}
+  {%- do state.update({'upgrade': not phasegate.has_columns(this, phasegate.guard_bookkeeping_columns())}) -%}
   {%- set read = run_query('select (select min(e.rebuilt_batch) from ' ~ edges ~ ' as e), (select max(e.rebuilt_batch) from '
       ~ edges ~ ' as e), (select min(m.rebuilt_batch) from ' ~ map ~ ' as m), (select max(m.rebuilt_batch) from '
       ~ map ~ ' as m)').rows[0] -%}

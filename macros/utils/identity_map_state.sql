@@ -47,10 +47,7 @@
   {%- if not (execute and is_incremental()) -%}
     {%- do return(state) -%}
   {%- endif -%}
-  {%- set stored = phasegate.relation_columns(this) -%}
-  {%- for c in phasegate.stitch_bookkeeping_columns() if c not in stored -%}
-    {%- do state.update({'upgrade': true}) -%}
-  {%- endfor -%}
+  {%- do state.update({'upgrade': not phasegate.has_columns(this, phasegate.stitch_bookkeeping_columns())}) -%}
   {%- set e = run_query('select min(e.rebuilt_batch), max(e.rebuilt_batch) from ' ~ edges ~ ' as e').rows[0] -%}
   {%- if e[1] is not none -%}
     {%- do state.update({'edges_read': e[1] | int | string}) -%}

@@ -52,7 +52,6 @@
     'resolved_map_rows': '(select v.map_rows from ' ~ map_version ~ ' as v)'} -%}
 {%- set map_unchanged = false -%}
 {%- if execute and is_incremental() -%}
-    {%- set stored = phasegate.relation_columns(this) -%}
     {%- set last_row -%}
         from {{ this }} as t
         where t.validated_batch = (select max(b.validated_batch) from {{ this }} as b)
@@ -60,7 +59,7 @@
     {%- endset -%}
     {%- set row = run_query('select v.map_batch, v.map_rows'
         ~ (', (select t.resolved_map_batch ' ~ last_row ~ '), (select t.resolved_map_rows ' ~ last_row ~ ')'
-           if 'resolved_map_batch' in stored and 'resolved_map_rows' in stored else ', null, null')
+           if phasegate.has_columns(this, version.keys()) else ', null, null')
         ~ ' from ' ~ map_version ~ ' as v').rows[0] -%}
     {%- if row[0] is not none -%}
         {%- set map_unchanged = row[0] == row[2] and row[1] == row[3] -%}
