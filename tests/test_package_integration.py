@@ -270,13 +270,28 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
         for relation, rows in summary.items():
             assert data_rows(p, relation) == rows, (as_of, relation)
 
-    # A longer lookback recounts every late day: only e32 (21 days late) is still late.
+    # A longer lookback recounts every late day: only e32 (21 days late) is still late. Built
+    # alone, before daily activity has recounted, the late events are counted directly.
     longer = {"phasegate__as_of": "2026-11-22", "phasegate__lookback_days": 10}
     p.dbt("build", "--select", "phasegate__late_events", vars=longer)
     recounted = data_rows(p, "phasegate__late_events")
-    assert [(r[0], r[1]) for r in recounted] == [(date(2026, 11, 1), 1)]
+    assert [(r[0], r[1], r[2], r[3]) for r in recounted] == [(date(2026, 11, 1), 1, 21, 10)]
     p.dbt("build", "--select", "phasegate__late_events", "--full-refresh", vars=longer)
     assert data_rows(p, "phasegate__late_events") == recounted
+    # Daily activity then recounts every day with the new lookback (no day's events changed,
+    # so only the recount can rewrite e31's day), and the late events summed from it agree.
+    late_day = (
+        "select late_events, late_after_days from int_customer_days_aggregated "
+        "where customer_id = 'c_new' and activity_date = '2026-11-18'"
+    )
+    assert query(p, late_day) == [(1, 3)]
+    p.dbt("build", "--select", "int_customer_days_aggregated phasegate__late_events", vars=longer)
+    assert query(p, late_day) == [(0, 10)]
+    assert query(p, "select distinct late_after_days from int_customer_days_aggregated") == [(10,)]
+    assert data_rows(p, "phasegate__late_events") == recounted
+    days = data_rows(p, "int_customer_days_aggregated")
+    p.dbt("build", "--select", "int_customer_days_aggregated", "--full-refresh", vars=longer)
+    assert data_rows(p, "int_customer_days_aggregated") == days
 
     # New holdout settings assign every customer again, and no row of the old ones is left.
     salt = {"phasegate__as_of": "2026-11-22", "phasegate__holdout_salt": "reshuffled"}

@@ -39,11 +39,17 @@
       pushes `batch > bound` into the scan and skips older batches' row groups (written as
       `batch > last or rebuilt` it read all 77 M events every run). It is 0 when the events
       table was rebuilt since `target` read it (every batch left in it is above the last one
-      read), so everything is re-read. -#}
-{% macro validated_batch_bounds_ctes(target, validated, batch_column) %}
+      read), so everything is re-read.
+    `reread_all`: the caller's stored rows are stale whatever the batches say (its settings
+    changed); both bounds are then 0. -#}
+{% macro validated_batch_bounds_ctes(target, validated, batch_column, reread_all=false) %}
 read_through as (
+    {%- if reread_all %}
+    select cast(0 as {{ dbt.type_bigint() }}) as last_batch
+    {%- else %}
     select coalesce(max(t.{{ batch_column }}), 0) as last_batch
     from {{ target }} as t
+    {%- endif %}
 ),
 
 read_from as (

@@ -1,86 +1,49 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='occurred_on',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
-        post_hook="delete from {{ this }} where late_events = 0",
-        tags=['phasegate_incremental']
-    )
-}}
+{{ config(materialized='table') }}
 {#- Late arrivals per occurred day: usable events received more than phasegate__lookback_days
     after the day they occurred. Daily activity counts them (the day is recomputed when they
     arrive), but phases evaluated before their arrival did not see them; this is the size of
     that gap, for data-quality monitoring.
 
-    An incremental run recounts only the days that events validated since its last run
-    (`events_batch`, as in daily activity) occurred on, or had occurred on before being
-    rewritten, reading the stored events of those days alone (literal occurred_at ranges).
-    Every day is recounted when the events table was rebuilt, the lookback changed, or the
-    table is empty; a day left with no late event is removed by the post-hook. -#}
+    Summed from daily activity, which counts each customer-day's late events as it aggregates
+    them (`late_events`), so no run reads the events a second time; the latest receipt of a
+    customer-day with late events is its latest late one, which gives `max_days_late`. When
+    daily activity was counted with another lookback (this model built alone after the
+    lookback changed, before daily activity recounts), the events are counted directly. -#}
 {%- set lookback = phasegate.lookback_days() %}
+{%- set daily = ref('int_customer_days_aggregated') %}
 {%- set validated = ref('int_events_validated') %}
-{%- set days = none %}
-{%- if phasegate.stored_table_readable() and 'events_batch' in phasegate.relation_columns(this) %}
-    {%- set stored = run_query('select count(*), min(t.lookback_days), max(t.lookback_days), max(t.events_batch), '
-        ~ phasegate.validated_rebuilt_since('(select min(v.validated_batch) from ' ~ validated ~ ' as v)', 'max(t.events_batch)')
-        ~ ' from ' ~ this ~ ' as t').rows[0] %}
-    {%- if stored[0] > 0 and stored[1] == lookback and stored[2] == lookback and stored[3] is not none
-        and stored[4] is false %}
-        {%- set days = run_query('select cast(v.occurred_at as date) from ' ~ validated ~ ' as v '
-            ~ 'where v.validated_batch > ' ~ stored[3] ~ ' and v.occurred_at is not null '
-            ~ 'union select v.previous_activity_date from ' ~ validated ~ ' as v '
-            ~ 'where v.validated_batch > ' ~ stored[3] ~ ' and v.previous_activity_date is not null').columns[0].values() %}
+{%- set from_daily = true %}
+{%- if execute %}
+    {%- set from_daily = phasegate.has_columns(daily, ['late_events', 'late_after_days']) %}
+    {%- if from_daily %}
+        {%- set counted = run_query('select min(d.late_after_days), max(d.late_after_days) from ' ~ daily ~ ' as d').rows[0] %}
+        {%- set from_daily = counted[0] is none or (counted[0] == lookback and counted[1] == lookback) %}
     {%- endif %}
 {%- endif %}
 
-with latest_batch as (
-    select max(v.validated_batch) as batch from {{ validated }} as v
-),
-
-late as (
+with late_days as (
+    {%- if from_daily %}
+    select
+        d.activity_date as occurred_on,
+        d.late_events,
+        {{ dbt.datediff('d.activity_date', 'cast(d.max_received_at as date)', 'day') }} as days_late
+    from {{ daily }} as d
+    where d.late_events > 0
+    {%- else %}
     select
         cast(v.occurred_at as date) as occurred_on,
+        1 as late_events,
         {{ dbt.datediff('cast(v.occurred_at as date)', 'cast(v.received_at as date)', 'day') }} as days_late
     from {{ validated }} as v
     where v.quarantine_reason is null
-    {%- if days is not none %}
-        and ({{ phasegate.on_days_condition('v.occurred_at', days) }})
-    {%- endif %}
-),
-
-per_day as (
-    select
-        occurred_on,
-        count(case when days_late > {{ lookback }} then 1 end) as late_events,
-        max(case when days_late > {{ lookback }} then days_late end) as max_days_late
-    from late
-    group by occurred_on
-    {%- if not is_incremental() %}
-    having count(case when days_late > {{ lookback }} then 1 end) > 0
+        and {{ dbt.datediff('cast(v.occurred_at as date)', 'cast(v.received_at as date)', 'day') }} > {{ lookback }}
     {%- endif %}
 )
 
 select
-    p.occurred_on,
-    p.late_events,
-    p.max_days_late,
-    {{ lookback }} as lookback_days,
-    b.batch as events_batch
-from per_day as p
-cross join latest_batch as b
-{%- if is_incremental() and days is none %}
-{#- Recounting every day: stored days without any event left are written back empty, so
-    that delete+insert replaces them and the post-hook removes them. #}
-union all
-select
-    t.occurred_on,
-    0 as late_events,
-    cast(null as {{ dbt.type_int() }}) as max_days_late,
-    {{ lookback }} as lookback_days,
-    b.batch as events_batch
-from {{ this }} as t
-cross join latest_batch as b
-left join per_day as p on p.occurred_on = t.occurred_on
-where p.occurred_on is null
-{%- endif %}
+    occurred_on,
+    cast(sum(late_events) as {{ dbt.type_bigint() }}) as late_events,
+    max(days_late) as max_days_late,
+    {{ lookback }} as lookback_days
+from late_days
+group by occurred_on
