@@ -225,6 +225,10 @@ def column_type(project, relation: str, column: str) -> str:
     return data_type.lower()
 
 
-def data_rows(project, relation: str) -> list[tuple]:
+def data_rows(project, relation: str, by_name: bool = False) -> list[tuple]:
+    """The relation's rows without bookkeeping columns, sorted. `by_name` orders the columns by
+    name, for a table whose columns an upgrade added at the end."""
     cols = [c for c in columns_of(project, relation) if c not in BOOKKEEPING]
+    if by_name:
+        cols.sort()
     return sorted(query(project, f"select {', '.join(cols)} from {relation}"), key=repr)

@@ -330,9 +330,10 @@ def test_identity_map_built_incrementally_matches_a_rebuild(integration_project)
 def test_identity_tables_built_by_an_earlier_version_are_rebuilt(integration_project):
     """Stored tables from before the diffs: edges without input_key (a fingerprint column
     instead), a map rebuilt whole (a fingerprint, none of the incremental map's bookkeeping),
-    validated events that recorded the map's version as text. The next incremental run rebuilds edges and
-    the map rather than diffing rows it cannot key, re-resolves the stored events, and then
-    everything equals a rebuild."""
+    validated events that recorded the map's version as text and had no event_key, daily
+    activity without its late-event counts. The next incremental run rebuilds edges and the
+    map rather than diffing rows it cannot key, re-resolves the stored events, fills their
+    keys, recounts every day, and then everything equals a rebuild."""
     p = integration_project
     p.dbt("seed")
     p.dbt("build")
@@ -345,9 +346,12 @@ def test_identity_tables_built_by_an_earlier_version_are_rebuilt(integration_pro
     for column in ("edges_read", "map_read", "guard_settings"):
         execute(p, f"alter table {GUARD} drop column {column}")
     execute(p, f"alter table {GUARD} add column inputs_fingerprint varchar")
-    for column in ("resolved_map_batch", "resolved_map_rows"):
+    for column in ("resolved_map_batch", "resolved_map_rows", "event_key"):
         execute(p, f"alter table int_events_validated drop column {column}")
     execute(p, "alter table int_events_validated add column resolved_map_version varchar")
+    for column in ("late_events", "late_after_days"):
+        execute(p, f"alter table int_customer_days_aggregated drop column {column}")
+    days = len(query(p, "select * from int_customer_days_aggregated"))
     p.dbt("build")
     columns = columns_of(p, EDGES)
     assert "input_key" in columns and "inputs_fingerprint" not in columns, columns
@@ -362,10 +366,16 @@ def test_identity_tables_built_by_an_earlier_version_are_rebuilt(integration_pro
     columns = columns_of(p, "int_events_validated")
     assert {"resolved_map_batch", "resolved_map_rows"} <= set(columns), columns
     assert "resolved_map_version" not in columns, columns
+    assert query(p, "select count(*) from int_events_validated where event_key is null") == [(0,)]
+    # Daily activity, without the late-event columns, recounted every day to fill them.
+    recounted = query(p, "select count(*) from int_customer_days_aggregated where late_after_days = 3")
+    assert recounted == [(days,)]
     _assert_identity_matches_rebuild(p, "upgraded")
-    validated = data_rows(p, "int_events_validated")
+    upgraded_tables = ("int_events_validated", "int_customer_days_aggregated")
+    upgraded = {r: data_rows(p, r, by_name=True) for r in upgraded_tables}
     p.dbt("build", "--full-refresh", "--exclude", "resource_type:seed")
-    assert data_rows(p, "int_events_validated") == validated
+    for relation, rows in upgraded.items():
+        assert data_rows(p, relation, by_name=True) == rows, relation
 
 
 BAD_CONFIGS = [
