@@ -330,10 +330,10 @@ def test_identity_map_built_incrementally_matches_a_rebuild(integration_project)
 def test_identity_tables_built_by_an_earlier_version_are_rebuilt(integration_project):
     """Stored tables from before the diffs: edges without input_key (a fingerprint column
     instead), a map rebuilt whole (a fingerprint, none of the incremental map's bookkeeping),
-    validated events that recorded the map's version as text and had no event_key, daily
-    activity without its late-event counts. The next incremental run rebuilds edges and the
-    map rather than diffing rows it cannot key, re-resolves the stored events, fills their
-    keys, recounts every day, and then everything equals a rebuild."""
+    validated events that recorded the map's version as text, daily activity without its
+    late-event counts. The next incremental run rebuilds edges and the map rather than
+    diffing rows it cannot key, re-resolves the stored events, recounts every day, and then
+    everything equals a rebuild."""
     p = integration_project
     p.dbt("seed")
     p.dbt("build")
@@ -346,7 +346,7 @@ def test_identity_tables_built_by_an_earlier_version_are_rebuilt(integration_pro
     for column in ("edges_read", "map_read", "guard_settings"):
         execute(p, f"alter table {GUARD} drop column {column}")
     execute(p, f"alter table {GUARD} add column inputs_fingerprint varchar")
-    for column in ("resolved_map_batch", "resolved_map_rows", "event_key"):
+    for column in ("resolved_map_batch", "resolved_map_rows"):
         execute(p, f"alter table int_events_validated drop column {column}")
     execute(p, "alter table int_events_validated add column resolved_map_version varchar")
     for column in ("late_events", "late_after_days"):
@@ -366,7 +366,6 @@ def test_identity_tables_built_by_an_earlier_version_are_rebuilt(integration_pro
     columns = columns_of(p, "int_events_validated")
     assert {"resolved_map_batch", "resolved_map_rows"} <= set(columns), columns
     assert "resolved_map_version" not in columns, columns
-    assert query(p, "select count(*) from int_events_validated where event_key is null") == [(0,)]
     # Daily activity, without the late-event columns, recounted every day to fill them.
     recounted = query(p, "select count(*) from int_customer_days_aggregated where late_after_days = 3")
     assert recounted == [(days,)]
