@@ -26,15 +26,7 @@
     recomputed once. -#}
 {%- set outbound = phasegate.outbound_event_types() -%}
 {%- set lookback = phasegate.lookback_days() -%}
-{%- set recount_all = false -%}
-{%- if phasegate.stored_table_readable() -%}
-    {%- if phasegate.has_columns(this, ['late_events', 'late_after_days']) -%}
-        {%- set stored = run_query('select min(t.late_after_days), max(t.late_after_days), count(*) from ' ~ this ~ ' as t').rows[0] -%}
-        {%- set recount_all = stored[2] > 0 and not (stored[0] == lookback and stored[1] == lookback) -%}
-    {%- else -%}
-        {%- set recount_all = true -%}
-    {%- endif -%}
-{%- endif -%}
+{%- set recount_all = phasegate.stored_table_readable() and not phasegate.late_events_counted_now(this) -%}
 {%- set touched_ctes %}
 {{ phasegate.validated_batch_bounds_ctes(this, ref('int_events_validated'), 'events_batch', reread_all=recount_all) }},
 
@@ -98,7 +90,7 @@ daily as (
         cast({{ phasegate.count_where("event_type = '" ~ t ~ "'") }} as {{ dbt.type_bigint() }}) as {{ t }}_events,
         {%- endfor %}
         max(received_at) as max_received_at,
-        cast({{ phasegate.count_where(dbt.datediff('cast(occurred_at as date)', 'cast(received_at as date)', 'day') ~ ' > ' ~ lookback) }}
+        cast({{ phasegate.count_where(phasegate.days_late('occurred_at', 'received_at') ~ ' > ' ~ lookback) }}
             as {{ dbt.type_bigint() }}) as late_events,
         cast({{ lookback }} as {{ dbt.type_int() }}) as late_after_days
     from events

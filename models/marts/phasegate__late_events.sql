@@ -12,31 +12,24 @@
 {%- set lookback = phasegate.lookback_days() %}
 {%- set daily = ref('int_customer_days_aggregated') %}
 {%- set validated = ref('int_events_validated') %}
-{%- set from_daily = true %}
-{%- if execute %}
-    {%- set from_daily = phasegate.has_columns(daily, ['late_events', 'late_after_days']) %}
-    {%- if from_daily %}
-        {%- set counted = run_query('select min(d.late_after_days), max(d.late_after_days) from ' ~ daily ~ ' as d').rows[0] %}
-        {%- set from_daily = counted[0] is none or (counted[0] == lookback and counted[1] == lookback) %}
-    {%- endif %}
-{%- endif %}
+{%- set from_daily = not execute or phasegate.late_events_counted_now(daily) %}
 
 with late_days as (
     {%- if from_daily %}
     select
         d.activity_date as occurred_on,
         d.late_events,
-        {{ dbt.datediff('d.activity_date', 'cast(d.max_received_at as date)', 'day') }} as days_late
+        {{ phasegate.days_late('d.activity_date', 'd.max_received_at') }} as days_late
     from {{ daily }} as d
     where d.late_events > 0
     {%- else %}
     select
         cast(v.occurred_at as date) as occurred_on,
         1 as late_events,
-        {{ dbt.datediff('cast(v.occurred_at as date)', 'cast(v.received_at as date)', 'day') }} as days_late
+        {{ phasegate.days_late('v.occurred_at', 'v.received_at') }} as days_late
     from {{ validated }} as v
     where v.quarantine_reason is null
-        and {{ dbt.datediff('cast(v.occurred_at as date)', 'cast(v.received_at as date)', 'day') }} > {{ lookback }}
+        and {{ phasegate.days_late('v.occurred_at', 'v.received_at') }} > {{ lookback }}
     {%- endif %}
 )
 
