@@ -38,7 +38,7 @@ with ev as (
                from phasegate_raw.identities
                where identity_type_a = 'anonymous_id' and identity_type_b = 'user_id'
                group by 1) m on m.anon = e.anonymous_id
-    where e.rn = 1 and e.occurred_at < DATE '{end}' + 1
+    where e.rn = 1 and e.occurred_at < DATE '{end}' + 1 and e.received_at < DATE '{end}' + 1
       and e.occurred_at <= e.received_at + interval 60 minute
 ),
 daily as (
@@ -76,7 +76,8 @@ consent as (
            bool_or(channel = 'sms' and status = 'granted') as consent_sms,
            bool_or(channel = 'push' and status = 'granted') as consent_push,
            bool_or(channel = 'ads' and status = 'granted') as consent_ads
-    from (select *, row_number() over (partition by customer_id, channel order by updated_at desc, status) as rn
+    from (select *,
+                 row_number() over (partition by customer_id, channel order by updated_at desc, status) as rn
           from phasegate_raw.consents where updated_at < DATE '{end}' + 1)
     where rn = 1 group by 1
 ),
