@@ -24,11 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
-# The lower bound: every signal of the default registry (macros/signals/registry.sql) and the
-# default journey's phases, as of one date, in one query. Identity is simplified to direct
-# anonymous_id -> user_id links and there is no validation, history or test: less work than
-# the build, as a lower bound should be.
-LOWER_BOUND_SQL = """
+# The lower bounds' events: the first copy of each event_id, customer from user_id or a direct
+# anonymous_id -> user_id link; `{received}` is replaced by a received_at condition or nothing.
+EVENTS_SQL = """
 create or replace table bench_lower_bound as
 with ev as (
     select e.*, coalesce(e.user_id, m.user_id) as customer_id
@@ -38,10 +36,28 @@ with ev as (
                from phasegate_raw.identities
                where identity_type_a = 'anonymous_id' and identity_type_b = 'user_id'
                group by 1) m on m.anon = e.anonymous_id
-    where e.rn = 1 and e.occurred_at < DATE '{end}' + 1 and e.received_at < DATE '{end}' + 1
+    where e.rn = 1 and e.occurred_at < DATE '{end}' + 1{received}
       and e.occurred_at <= e.received_at + interval 60 minute
 ),
-daily as (
+"""
+
+# The default journey's phases from the signals in `sig`, ending the lower bounds' queries.
+PHASE_SQL = """case
+    when days_since_signup <= 30 and orders_lifetime = 0 then 'onboarding'
+    when days_since_last_order <= 60 then 'active'
+    when days_since_last_order between 61 and 120 then 'at_risk'
+    when days_since_last_order > 120 then 'lapsed'
+    else 'prospect' end as phase
+from sig
+"""
+
+# The lower bound: every signal of the default registry (macros/signals/registry.sql) and the
+# default journey's phases, as of one date, in one query. Identity is simplified to direct
+# anonymous_id -> user_id links and there is no validation, history or test: less work than
+# the build, as a lower bound should be.
+LOWER_BOUND_SQL = (
+    EVENTS_SQL.replace("{received}", " and e.received_at < DATE '{end}' + 1")
+    + """daily as (
     select customer_id, cast(occurred_at as date) as d,
            count(*) filter (where event_type = 'order') as orders,
            cast(sum(amount) filter (where event_type = 'order') as decimal(28, 6)) as revenue,
@@ -109,31 +125,15 @@ sig as (
 )
 select *,
        cast(sessions_last_7d as double) / nullif(sessions_prev_28d / 4.0, 0) as engagement_velocity,
-       case
-           when days_since_signup <= 30 and orders_lifetime = 0 then 'onboarding'
-           when days_since_last_order <= 60 then 'active'
-           when days_since_last_order between 61 and 120 then 'at_risk'
-           when days_since_last_order > 120 then 'lapsed'
-           else 'prospect' end as phase
-from sig
 """
+    + PHASE_SQL
+)
 
 # The lower bound up to session 19 (2026-12-06): only the six signals the default phases read.
 # Kept so that ratios stay comparable with BENCHMARKS.md's earlier sections.
-PHASE_SIGNALS_LOWER_BOUND_SQL = """
-create or replace table bench_lower_bound as
-with ev as (
-    select e.*, coalesce(e.user_id, m.user_id) as customer_id
-    from (select *, row_number() over (partition by event_id order by received_at) as rn
-          from phasegate_raw.events) e
-    left join (select identity_value_a as anon, any_value(identity_value_b) as user_id
-               from phasegate_raw.identities
-               where identity_type_a = 'anonymous_id' and identity_type_b = 'user_id'
-               group by 1) m on m.anon = e.anonymous_id
-    where e.rn = 1 and e.occurred_at < DATE '{end}' + 1
-      and e.occurred_at <= e.received_at + interval 60 minute
-),
-daily as (
+PHASE_SIGNALS_LOWER_BOUND_SQL = (
+    EVENTS_SQL.replace("{received}", "")
+    + """daily as (
     select customer_id, cast(occurred_at as date) as d,
            count(*) filter (where event_type = 'order') as orders,
            sum(amount) filter (where event_type = 'order') as revenue,
@@ -152,14 +152,9 @@ sig as (
     where c.signup_at < DATE '{end}' + 1
     group by 1, 2
 )
-select *, case
-    when days_since_signup <= 30 and orders_lifetime = 0 then 'onboarding'
-    when days_since_last_order <= 60 then 'active'
-    when days_since_last_order between 61 and 120 then 'at_risk'
-    when days_since_last_order > 120 then 'lapsed'
-    else 'prospect' end as phase
-from sig
-"""
+select *, """
+    + PHASE_SQL
+)
 
 
 # What arrives on the benchmark's last day, by the column that says when: a daily schedule
