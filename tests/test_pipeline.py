@@ -425,6 +425,7 @@ def _lower_bound_computes_the_same_signals_and_phases(db: str, phases: dict[str,
         union
         select i.identity_value_b from raw.identities as i
         where i.identity_type_a = 'anonymous_id' and i.identity_type_b = 'user_id'
+            and i.identity_value_b is not null
             and i.identity_value_a in (
                 select s.identity_value_a from raw.identities as s
                 where s.identity_type_a = 'anonymous_id' and s.identity_type_b = 'user_id'
