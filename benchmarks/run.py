@@ -174,8 +174,13 @@ DUCKDB_RUNNER = (
 )
 
 
+def duckdb_command(sql: str, env: dict) -> list[str]:
+    """The command that runs `sql` on the benchmark's database in a process of its own."""
+    return [sys.executable, "-c", DUCKDB_RUNNER, env["PHASEGATE_DUCKDB_PATH"], sql]
+
+
 def duckdb_sql(sql: str, env: dict) -> None:
-    subprocess.run([sys.executable, "-c", DUCKDB_RUNNER, env["PHASEGATE_DUCKDB_PATH"], sql], check=True)
+    subprocess.run(duckdb_command(sql, env), check=True)
 
 
 # Not timed: part of the landing, not of the build.
@@ -346,7 +351,7 @@ def main() -> None:
     bounds = [
         step(
             f"hand-written single query (lower bound), run {i + 1}",
-            [sys.executable, "-c", DUCKDB_RUNNER, env["PHASEGATE_DUCKDB_PATH"], lower],
+            duckdb_command(lower, env),
             env,
         )
         for i in range(args.lower_bound_runs)
@@ -354,13 +359,7 @@ def main() -> None:
     results.extend(bounds)
     phase_signals_bound = step(
         "hand-written single query, phase signals only (lower bound up to session 19)",
-        [
-            sys.executable,
-            "-c",
-            DUCKDB_RUNNER,
-            env["PHASEGATE_DUCKDB_PATH"],
-            PHASE_SIGNALS_LOWER_BOUND_SQL.format(end=end.isoformat()),
-        ],
+        duckdb_command(PHASE_SIGNALS_LOWER_BOUND_SQL.format(end=end.isoformat()), env),
         env,
     )
     results.append(phase_signals_bound)
