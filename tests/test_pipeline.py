@@ -4,18 +4,21 @@ the file destination, through the Python API and the CLI, on DuckDB and Postgres
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import uuid
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
 
 from conftest import BIN, END, REPO, drop_pg_schemas, warehouse_env
 from phasegate import api
 from phasegate.config import load_config
-from phasegate.dbt_runner import reads_as_of_from_env, run_dbt
+from phasegate.dbt_runner import DUCKDB_ALLOCATOR_ENV, reads_as_of_from_env, run_dbt
 from phasegate.errors import BlockedError, BuildError, ExitCode
 from phasegate.warehouse import connect, qualified
 
@@ -219,6 +222,45 @@ def test_the_date_goes_as_a_var_to_a_package_that_does_not_read_it(tmp_path, mon
     assert reads_as_of_from_env(project)
     with pytest.raises(BuildError, match="did not load phasegate's as_of_setting.*instead of 2026-11-20"):
         run_dbt(["parse"], project, as_of=date(2026, 11, 20))
+
+
+def test_dbt_runs_with_duckdbs_allocator_setting_unless_the_caller_chose_one(tmp_path, monkeypatch):
+    """dbt gets the jemalloc option that keeps freed pages for reuse (dbt_runner.py), which the
+    DuckDB library it loads accepts; a value the caller set is passed on unchanged."""
+    [(variable, value)] = DUCKDB_ALLOCATOR_ENV.items()
+    project = tmp_path / "allocator"
+    (project / "models").mkdir(parents=True)
+    (project / "models" / "seen.sql").write_text(f"select '{{{{ env_var('{variable}', 'unset') }}}}' as conf")
+    (project / "dbt_project.yml").write_text(
+        "name: allocator\nversion: '1.0'\nconfig-version: 2\nprofile: p\n"
+    )
+    db = tmp_path / "w.duckdb"
+    outputs = {"d": {"type": "duckdb", "path": str(db)}}
+    (project / "profiles.yml").write_text(yaml.safe_dump({"p": {"target": "d", "outputs": outputs}}))
+    monkeypatch.setenv("DBT_TARGET_PATH", str(project / "target"))
+
+    def seen() -> str:
+        run_dbt(["run"], project)
+        with duckdb.connect(str(db), read_only=True) as con:
+            return con.execute("select conf from seen").fetchone()[0]
+
+    monkeypatch.delenv(variable, raising=False)
+    assert seen() == value
+    monkeypatch.setenv(variable, "dirty_decay_ms:500")
+    assert seen() == "dirty_decay_ms:500"
+
+    # jemalloc names an option it does not know on stderr and ignores it; stats_print shows
+    # the options in force when the process exits.
+    probe = subprocess.run(
+        [sys.executable, "-c", "import duckdb; duckdb.connect().execute('select 1')"],
+        env={**os.environ, variable: f"{value},stats_print:true"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "Invalid conf" not in probe.stderr
+    name, setting = value.split(":")
+    assert f"opt.{name}: {setting} " in probe.stderr
 
 
 def _write_cfg(directory: Path, **checks) -> Path:
