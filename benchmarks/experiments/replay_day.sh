@@ -2,9 +2,10 @@
 # Replays the benchmark's incremental day from the snapshot benchmarks/run.py --snapshot left
 # (OUT/after_full_<N>.duckdb: the full build as of the day before the last, with the last day's
 # arrivals held back), with the code of another tree, and prints its wall time and node timeline.
-# The page cache is dropped before the day (root only), so runs compare alike.
+# The page cache is dropped before the day (root only), so runs compare alike; DROP=0 keeps it,
+# as the benchmark's day finds it after the full build.
 #
-#   benchmarks/experiments/replay_day.sh TREE LABEL [prepare]
+#   [DROP=0] benchmarks/experiments/replay_day.sh TREE LABEL [prepare]
 #
 # TREE: a checkout (e.g. a git worktree at the commit to measure). LABEL: a directory under
 # OUT/replay for the copy and its target. `prepare`: first rebuild the identity models with
@@ -33,7 +34,7 @@ sys.path.insert(0, '$REPO/benchmarks')
 import run
 run.duckdb_sql(run.land_sql(), dict(os.environ))
 "
-sync; echo 3 > /proc/sys/vm/drop_caches
+if [ "${DROP:-1}" = 1 ]; then sync; echo 3 > /proc/sys/vm/drop_caches; fi
 /usr/bin/time -v "$PG" build --as-of 2026-11-20 --config "$D/bench.yml" > "$D/day.log" 2> "$D/day.time"
 grep -E "Elapsed|Maximum resident" "$D/day.time"
 "$PY" "$REPO/benchmarks/timeline.py" --min-seconds 0.5 "$D/target/run_results.json"
