@@ -26,7 +26,7 @@ AS_OF_READER = f"env_var('{AS_OF_ENV}'"
 
 # DuckDB's allocator (jemalloc) hands freed memory back to the kernel about two seconds after a
 # query frees it, so the next model of a run faults in fresh pages (a 1M-customer daily build:
-# 5.2 M page faults, and 20-23 s of its 90-100 CPU-s in the kernel). With muzzy_decay_ms:-1 the
+# 5.2-5.7 M page faults, and 20-24 s of its 90-110 CPU-s in the kernel). With muzzy_decay_ms:-1 the
 # freed pages stay lazily freed (MADV_FREE) instead: the next query reuses them without a fault,
 # and the kernel still takes them back whenever it needs memory. The jemalloc inside the DuckDB
 # library that dbt-duckdb loads reads this variable; a value already in the environment is kept.
