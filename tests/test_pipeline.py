@@ -200,18 +200,22 @@ def test_backfill_matches_day_by_day_builds(tmp_path, monkeypatch, generated, ca
     assert len({r[5] for r in histories[0]}) > 1  # changes on several days, not only placements
 
 
-def test_the_date_goes_as_a_var_to_a_package_that_does_not_read_it(tmp_path, monkeypatch):
-    """A dbt project whose phasegate package predates PHASEGATE_AS_OF gets the date as a var;
-    one whose macros read the variable but lack phasegate's macro fails the run, saying why."""
-    project = tmp_path / "old_package"
+def _one_model_project(tmp_path: Path, name: str, model: str, sql: str, monkeypatch) -> Path:
+    """A dbt project of one model, on a DuckDB file at tmp_path / "w.duckdb"."""
+    project = tmp_path / name
     (project / "models").mkdir(parents=True)
-    (project / "models" / "one.sql").write_text("select 1 as x")
-    (project / "dbt_project.yml").write_text(
-        "name: old_package\nversion: '1.0'\nconfig-version: 2\nprofile: p\n"
-    )
+    (project / "models" / f"{model}.sql").write_text(sql)
+    (project / "dbt_project.yml").write_text(f"name: {name}\nversion: '1.0'\nconfig-version: 2\nprofile: p\n")
     outputs = {"d": {"type": "duckdb", "path": str(tmp_path / "w.duckdb")}}
     (project / "profiles.yml").write_text(yaml.safe_dump({"p": {"target": "d", "outputs": outputs}}))
     monkeypatch.setenv("DBT_TARGET_PATH", str(project / "target"))
+    return project
+
+
+def test_the_date_goes_as_a_var_to_a_package_that_does_not_read_it(tmp_path, monkeypatch):
+    """A dbt project whose phasegate package predates PHASEGATE_AS_OF gets the date as a var;
+    one whose macros read the variable but lack phasegate's macro fails the run, saying why."""
+    project = _one_model_project(tmp_path, "old_package", "one", "select 1 as x", monkeypatch)
     inv = run_dbt(["parse"], project, as_of=date(2026, 11, 20))
     assert inv.command[inv.command.index("--vars") + 1] == "{phasegate__as_of: '2026-11-20'}"
 
@@ -228,16 +232,9 @@ def test_dbt_runs_with_duckdbs_allocator_setting_unless_the_caller_chose_one(tmp
     """dbt gets the jemalloc option that keeps freed pages for reuse (dbt_runner.py), which the
     DuckDB library it loads accepts; a value the caller set is passed on unchanged."""
     [(variable, value)] = DUCKDB_ALLOCATOR_ENV.items()
-    project = tmp_path / "allocator"
-    (project / "models").mkdir(parents=True)
-    (project / "models" / "seen.sql").write_text(f"select '{{{{ env_var('{variable}', 'unset') }}}}' as conf")
-    (project / "dbt_project.yml").write_text(
-        "name: allocator\nversion: '1.0'\nconfig-version: 2\nprofile: p\n"
-    )
+    sql = f"select '{{{{ env_var('{variable}', 'unset') }}}}' as conf"
+    project = _one_model_project(tmp_path, "allocator", "seen", sql, monkeypatch)
     db = tmp_path / "w.duckdb"
-    outputs = {"d": {"type": "duckdb", "path": str(db)}}
-    (project / "profiles.yml").write_text(yaml.safe_dump({"p": {"target": "d", "outputs": outputs}}))
-    monkeypatch.setenv("DBT_TARGET_PATH", str(project / "target"))
 
     def seen() -> str:
         run_dbt(["run"], project)
