@@ -319,8 +319,15 @@ def test_identity_map_built_incrementally_matches_a_rebuild(integration_project)
     assert _event(p, "e08") == ("c_anon", None)
     _assert_identity_matches_rebuild(p, "customer back")
 
-    # Everything downstream of the map equals a full rebuild too.
-    downstream = ("int_events_validated", "phasegate__quarantined_events", "int_customer_days_aggregated")
+    # Everything downstream of the map equals a full rebuild too, the activity summary
+    # included: events that moved between customers recompute theirs from all their days.
+    downstream = (
+        "int_events_validated",
+        "phasegate__quarantined_events",
+        "int_customer_days_aggregated",
+        "int_customer_activity_summarized",
+        "phasegate__customer_signals",
+    )
     incremental = {r: data_rows(p, r) for r in downstream}
     p.dbt("build", "--full-refresh", "--exclude", "resource_type:seed")
     for r in downstream:

@@ -178,6 +178,8 @@ def test_incremental_days_with_late_events_match_full_rebuild(integration_projec
         + "e32,2026-11-01 10:00:00,2026-11-22 07:00:00,c_at_risk,,order,app,30.0,{}\n"
         # A copy of an event stored on 11-10 arriving again: counts once.
         + "e01,2026-11-10 12:00:00,2026-11-22 07:00:00,c_active,a_active,order,web,40.0,{}\n"
+        # On 11-18, a day c_active was already active (e03): a session more, no active day more.
+        + "e40,2026-11-18 20:00:00,2026-11-21 07:00:00,c_active,,app_open,app,,{}\n"
     )
     # e12 (received 11-04 under an unknown anonymous id, quarantined as unresolved) resolves
     # once this link arrives, far outside the lookback.

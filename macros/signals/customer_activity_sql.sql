@@ -141,6 +141,37 @@ group by {{ key }}
   {%- endif -%}
 {% endmacro %}
 
+{#- The change in a summary column as of `as_of` (a date, or a mapping as in
+    signal_in_window) from events added to the customer-days in `added` (rows of added values,
+    on days up to `as_of`), whose daily rows `day` (int_customer_days_aggregated) hold those
+    days with the additions: window sums gain the added values; an active-days count gains the
+    days that had no activity before; last/first dates see the added days. -#}
+{% macro activity_addition(signal, as_of, added, day) %}
+  {%- set value = phasegate.signal_columns_expr(signal, added) -%}
+  {%- set day_value = phasegate.signal_columns_expr(signal, day) -%}
+  {%- set date_col = added ~ '.activity_date' -%}
+  {%- set in_window = phasegate.signal_in_window(signal, date_col, as_of) -%}
+  {%- if signal.kind == 'sum' -%}
+    sum(case when {{ in_window }} then {{ value }} else 0 end)
+  {%- elif signal.kind == 'active_days' -%}
+    cast(sum(case when {{ in_window }} and {{ day_value }} > 0 and {{ day_value }} - {{ value }} <= 0 then 1 else 0 end) as {{ dbt.type_bigint() }})
+  {%- elif signal.kind == 'days_since_last' -%}
+    max(case when {{ value }} > 0 then {{ date_col }} end)
+  {%- elif signal.kind == 'days_since_first' -%}
+    min(case when {{ value }} > 0 then {{ date_col }} end)
+  {%- endif -%}
+{% endmacro %}
+
+{#- The later (`latest`) or earlier of two nullable dates, either when the other is null
+    (greatest/least treat nulls differently across warehouses). -#}
+{% macro later_date(a, b) -%}
+  case when {{ b }} is null or {{ a }} >= {{ b }} then {{ a }} else {{ b }} end
+{%- endmacro %}
+
+{% macro earlier_date(a, b) -%}
+  case when {{ b }} is null or {{ a }} <= {{ b }} then {{ a }} else {{ b }} end
+{%- endmacro %}
+
 {#- Whether a daily row can change any summary column between `previous` and `as_of`
     (`previous` a date, or a mapping as in signal_in_window). With a date, the condition is a
     few literal date ranges (moved_date_ranges), which the database checks on the date column

@@ -61,6 +61,20 @@
   {% do return(names) %}
 {% endmacro %}
 
+{#- The aggregates over one customer-day's usable validated events that make those columns
+    (daily_activity_columns, in that order), for int_customer_days_aggregated and for the
+    additions the activity summary applies (its `added_days`). -#}
+{% macro daily_activity_aggregates() -%}
+    cast(count(*) as {{ dbt.type_bigint() }}) as all_events,
+    cast({{ phasegate.count_where('event_type not in (' ~ phasegate.quoted_list(phasegate.outbound_event_types()) ~ ')') }}
+        as {{ dbt.type_bigint() }}) as inbound_events,
+    cast({{ phasegate.sum_where('amount', "event_type = '" ~ phasegate.order_event_type() ~ "'") }}
+        as {{ dbt.type_numeric() }}) as order_amount
+    {%- for t in phasegate.event_types() %},
+    cast({{ phasegate.count_where("event_type = '" ~ t ~ "'") }} as {{ dbt.type_bigint() }}) as {{ t }}_events
+    {%- endfor %}
+{%- endmacro %}
+
 {#- Columns of int_customer_days_aggregated that signals may read. -#}
 {% macro daily_activity_columns() %}
   {% set cols = ['all_events', 'inbound_events', 'order_amount'] %}

@@ -14,7 +14,13 @@
 
     An incremental run rewrites only
       - customers whose events were validated since the summary's watermark (its events_batch,
-        like daily activity's), recomputed from all their daily rows; and
+        like daily activity's). When those events only add to the customer's activity (each
+        is new, or was not counted before: it has no previous_customer_id) and daily activity
+        has read them, the stored row is updated by the additions (activity_addition) from
+        those events and the rewritten daily rows alone. Any other change (an event moved
+        from or to another customer, or rewritten in place) recomputes the customer from all
+        their daily rows: at 1M customers that reads all 47.8 M of them, 2 of the summary's
+        3.5 s warm and 4 of 5.5 cold, for the 67 k customers a day's new events touch;
       - customers with a daily row entering or leaving a window between the stored as-of date
         and this one, updated by that difference (activity_delta).
     Every other row is already true as of this date. Everything is recomputed when the
@@ -34,12 +40,19 @@
     `moved` reads as m and carries on to `deltas` as a. -#}
 {%- set previous = {'as_of': 'm.previous_as_of', 'bounds': 'm'} -%}
 {%- set previous_in_deltas = {'as_of': 'a.previous_as_of', 'bounds': 'a'} -%}
+{#- Likewise the stored batch, as a literal the scans of validated events and daily activity
+    for the additions test against their row groups' statistics. -#}
 {%- set stored_as_of = none -%}
+{%- set last_batch = 'm.last_batch' -%}
 {%- if phasegate.stored_table_readable() -%}
-    {%- set stored_as_of = phasegate.as_date(run_query('select max(t.summarized_as_of) from ' ~ this ~ ' as t').rows[0][0]) -%}
+    {%- set stored = run_query('select max(t.summarized_as_of), max(t.events_batch) from ' ~ this ~ ' as t').rows[0] -%}
+    {%- set stored_as_of = phasegate.as_date(stored[0]) -%}
     {%- if stored_as_of is not none and stored_as_of <= as_of -%}
         {%- set previous = stored_as_of -%}
         {%- set previous_in_deltas = stored_as_of -%}
+    {%- endif -%}
+    {%- if stored[1] is not none -%}
+        {%- set last_batch = stored[1] | int | string -%}
     {%- endif -%}
 {%- endif %}
 
@@ -69,26 +82,72 @@ mode as (
             when s.min_fingerprint <> {{ fingerprint }} or s.max_fingerprint <> {{ fingerprint }} then true
             when {{ phasegate.validated_rebuilt_since('b.first_batch', 's.last_batch') }} then true
             else false
-        end as recompute_all
+        end as recompute_all,
+        coalesce((select max(d.events_batch) from {{ daily }} as d) >= b.batch, false) as daily_current
         {{- phasegate.window_bound_columns('s.previous_as_of') }}
     from stored as s
     cross join latest_batch as b
 ),
 
-{#- Customers whose daily rows changed since the stored batch. Apart from the recompute-all
-    path below: DuckDB sizes a join by its inputs' estimates, and with every stored and
-    daily customer unioned in here it built the join's hash table on all 47.8 M daily rows
-    (1M customers: 17 s a day) to recompute the 64 k customers touched. -#}
+{#- Events validated since the stored batch (apart from the recompute-all path below). -#}
+changed_events as (
+    select v.customer_id, v.previous_customer_id, v.occurred_at, v.event_type, v.amount, v.quarantine_reason
+    from {{ validated }} as v
+    cross join mode as m
+    where v.validated_batch > {{ last_batch }} and not m.recompute_all
+),
+
+{#- Customers recomputed from all their daily rows: those an event left or was rewritten for,
+    and every customer with new events while daily activity has not read them all. Apart
+    from the recompute-all path below, and compared with the mode's batch rather than the
+    literal: DuckDB sizes a join by its inputs' estimates, and with every stored and daily
+    customer unioned in here (17 s a day at 1M customers), or with the literal's estimate
+    (5.8 s with no customer to recompute), it built the join's hash table on all 47.8 M daily
+    rows. -#}
 touched as (
+    select v.previous_customer_id as customer_id
+    from {{ validated }} as v
+    cross join mode as m
+    where v.validated_batch > m.last_batch and v.previous_customer_id is not null and not m.recompute_all
+    union
     select v.customer_id
     from {{ validated }} as v
     cross join mode as m
     where v.validated_batch > m.last_batch and v.customer_id is not null and not m.recompute_all
-    union
-    select v.previous_customer_id
-    from {{ validated }} as v
+        and (v.previous_customer_id is not null or not m.daily_current)
+),
+
+{#- Per customer-day, the values of the events that only add to it, for customers not
+    recomputed, on days up to the stored as-of date (later days are read as window moves). -#}
+added_days as (
+    select
+        c.customer_id,
+        cast(c.occurred_at as date) as activity_date,
+        {{ phasegate.daily_activity_aggregates() | indent(8) }}
+    from changed_events as c
     cross join mode as m
-    where v.validated_batch > m.last_batch and v.previous_customer_id is not null and not m.recompute_all
+    left join touched as tc on tc.customer_id = c.customer_id
+    where c.customer_id is not null
+        and c.quarantine_reason is null
+        and tc.customer_id is null
+        and cast(c.occurred_at as date) <= {{ phasegate.previous_as_of_sql(previous) }}
+    group by c.customer_id, cast(c.occurred_at as date)
+),
+
+{#- The additions per customer, against the rewritten daily rows of those days. -#}
+added as (
+    select
+        a.customer_id,
+        min(case when a.inbound_events > 0 then a.activity_date end) as first_seen_on,
+        max(case when a.inbound_events > 0 then a.activity_date end) as last_seen_on
+        {%- for s in signals %},
+        {{ phasegate.activity_addition(s, previous, 'a', 'd') }} as {{ phasegate.activity_column(s) }}
+        {%- endfor %}
+    from added_days as a
+    cross join mode as m
+    left join {{ daily }} as d
+        on d.customer_id = a.customer_id and d.activity_date = a.activity_date and d.events_batch > {{ last_batch }}
+    group by a.customer_id
 ),
 
 {#- Everything, when the stored rows cannot be carried forward: every customer with daily
@@ -142,25 +201,33 @@ deltas as (
     group by a.customer_id
 ),
 
-{#- Stored dates are on or before the previous as-of date and the delta's after it, so the
-    earliest first date is the stored one and the latest last date the delta's. -#}
+{#- The stored row with the additions is the row as of the previous as-of date (stored and
+    added dates are on or before it); the window moves then apply. Their dates are after it,
+    so the earliest first date is the stored or added one and the latest last date the
+    move's. -#}
 shifted as (
     select
-        d.customer_id,
-        coalesce(t.first_seen_on, d.first_seen_on) as first_seen_on,
-        coalesce(d.last_seen_on, t.last_seen_on) as last_seen_on
+        k.customer_id,
+        coalesce({{ phasegate.earlier_date('t.first_seen_on', 'e.first_seen_on') }}, d.first_seen_on) as first_seen_on,
+        coalesce(d.last_seen_on, {{ phasegate.later_date('t.last_seen_on', 'e.last_seen_on') }}) as last_seen_on
         {%- for s in signals %}
         {%- set c = phasegate.activity_column(s) %},
         {%- if s.kind == 'days_since_last' %}
-        coalesce(d.{{ c }}, t.{{ c }}) as {{ c }}
+        coalesce(d.{{ c }}, {{ phasegate.later_date('t.' ~ c, 'e.' ~ c) }}) as {{ c }}
         {%- elif s.kind == 'days_since_first' %}
-        coalesce(t.{{ c }}, d.{{ c }}) as {{ c }}
+        coalesce({{ phasegate.earlier_date('t.' ~ c, 'e.' ~ c) }}, d.{{ c }}) as {{ c }}
         {%- else %}
-        coalesce(t.{{ c }}, 0) + d.{{ c }} as {{ c }}
+        coalesce(t.{{ c }}, 0) + coalesce(e.{{ c }}, 0) + coalesce(d.{{ c }}, 0) as {{ c }}
         {%- endif %}
         {%- endfor %}
-    from deltas as d
-    left join {{ this }} as t on t.customer_id = d.customer_id
+    from (
+        select x.customer_id from deltas as x
+        union
+        select x.customer_id from added as x
+    ) as k
+    left join deltas as d on d.customer_id = k.customer_id
+    left join added as e on e.customer_id = k.customer_id
+    left join {{ this }} as t on t.customer_id = k.customer_id
 ),
 
 summary as (

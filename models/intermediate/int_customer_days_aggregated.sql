@@ -24,7 +24,6 @@
     slowed it). `late_after_days` records the lookback they were counted with: when it
     changes (or a table built by an earlier phasegate lacks the columns), every day is
     recomputed once. -#}
-{%- set outbound = phasegate.outbound_event_types() -%}
 {%- set lookback = phasegate.lookback_days() -%}
 {%- set recount_all = phasegate.stored_table_readable() and not phasegate.late_events_counted_now(this) -%}
 {%- set touched_ctes %}
@@ -81,14 +80,7 @@ daily as (
         cast(occurred_at as date) as activity_date,
         {#- Counts are cast to bigint: a sum of integers is a 128-bit integer on DuckDB, and
             reading thirteen of those made every scan of this table ten times slower. #}
-        cast(count(*) as {{ dbt.type_bigint() }}) as all_events,
-        cast({{ phasegate.count_where('event_type not in (' ~ phasegate.quoted_list(outbound) ~ ')') }}
-            as {{ dbt.type_bigint() }}) as inbound_events,
-        cast({{ phasegate.sum_where('amount', "event_type = '" ~ phasegate.order_event_type() ~ "'") }}
-            as {{ dbt.type_numeric() }}) as order_amount,
-        {%- for t in phasegate.event_types() %}
-        cast({{ phasegate.count_where("event_type = '" ~ t ~ "'") }} as {{ dbt.type_bigint() }}) as {{ t }}_events,
-        {%- endfor %}
+        {{ phasegate.daily_activity_aggregates() | indent(8) }},
         max(received_at) as max_received_at,
         cast({{ phasegate.count_where(phasegate.days_late('occurred_at', 'received_at') ~ ' > ' ~ lookback) }}
             as {{ dbt.type_bigint() }}) as late_events,
