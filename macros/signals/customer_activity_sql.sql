@@ -162,8 +162,8 @@ group by {{ key }}
   {%- endif -%}
 {% endmacro %}
 
-{#- The later (`latest`) or earlier of two nullable dates, either when the other is null
-    (greatest/least treat nulls differently across warehouses). -#}
+{#- The later or the earlier of two nullable dates; either one when the other is null
+    (greatest and least treat nulls differently across warehouses). -#}
 {% macro later_date(a, b) -%}
   case when {{ b }} is null or {{ a }} >= {{ b }} then {{ a }} else {{ b }} end
 {%- endmacro %}
