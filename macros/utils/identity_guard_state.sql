@@ -60,10 +60,47 @@
   {%- do return(state) -%}
 {% endmacro %}
 
-{#- Pre-hook of the report: a full build in an incremental run empties the table first. -#}
+{#- Pre-hook of the report: a full build in an incremental run empties the table first. An
+    incremental run writes the identifiers it recomputes to a temporary table: both ends of
+    every edge row written since the report last read the edges, every identifier whose row in
+    the map changed since it last read the map, and every identifier linked to one of those.
+    As a CTE, DuckDB estimated them at millions (a union of five selects) and built the hash
+    tables of their joins on all 7.8 M edges instead (1M customers: the report's select took
+    4.5-4.7 s, against 2.0-2.2 s and 0.9-1.2 s for this table). -#}
 {% macro guard_prepare() -%}
   {%- if execute and is_incremental() -%}
-    {{ phasegate.empty_for_rebuild(phasegate.guard_mode(), phasegate.guard_bookkeeping_columns()) }}
+    {%- set state = phasegate.guard_mode() -%}
+    {{ phasegate.empty_for_rebuild(state, phasegate.guard_bookkeeping_columns()) }}
+    {%- if state.mode == 'incremental' %}
+      {%- set edges = ref('int_identity_edges_normalized') -%}
+      {%- set map = ref('int_identifiers_stitched') %}
+        drop table if exists {{ phasegate.temp_table('phasegate__guard_affected') }};
+        create temporary table phasegate__guard_affected as
+        with remapped as (
+            select m.identifier_type, m.identifier_value
+            from {{ map }} as m
+            where m.customer_changed_batch > {{ state.map_after }}
+        )
+        select e.type_a as identifier_type, coalesce(e.value_a, e.raw_a) as identifier_value
+        from {{ edges }} as e
+        where e.rebuilt_batch > {{ state.edges_after }}
+        union
+        select e.type_b, coalesce(e.value_b, e.raw_b)
+        from {{ edges }} as e
+        where e.rebuilt_batch > {{ state.edges_after }}
+        union
+        select identifier_type, identifier_value from remapped
+        union
+        select e.type_b, e.value_b
+        from {{ edges }} as e
+        inner join remapped as r on r.identifier_type = e.type_a and r.identifier_value = e.value_a
+        where e.drop_reason is null
+        union
+        select e.type_a, e.value_a
+        from {{ edges }} as e
+        inner join remapped as r on r.identifier_type = e.type_b and r.identifier_value = e.value_b
+        where e.drop_reason is null;
+    {%- endif -%}
   {%- endif -%}
 {%- endmacro %}
 
@@ -72,6 +109,7 @@
     that only cleared an identifier's stored rows go, and so do the tombstones it has read. -#}
 {% macro guard_finish() -%}
   {%- if execute and is_incremental() %}
+    drop table if exists {{ phasegate.temp_table('phasegate__guard_affected') }};
     update {{ this }}
     set edges_read = (select max(t.edges_read) from {{ this }} as t),
         map_read = (select max(t.map_read) from {{ this }} as t);

@@ -71,21 +71,22 @@
   {%- do return(state) -%}
 {% endmacro %}
 
-{#- A temporary table of the map's run, by a name its SQL can read; dropped by qualified name
-    so that no permanent table of the same name is touched. -#}
-{% macro stitch_temp(name) -%}
-  {{- return(adapter.dispatch('stitch_temp', 'phasegate')(name)) -}}
+{#- A temporary table of a model's run (the map's and the guard report's pre-hooks), by a name
+    its SQL can read; dropped by qualified name so that no permanent table of the same name is
+    touched. -#}
+{% macro temp_table(name) -%}
+  {{- return(adapter.dispatch('temp_table', 'phasegate')(name)) -}}
 {%- endmacro %}
 
-{% macro default__stitch_temp(name) -%}{{ name }}{%- endmacro %}
+{% macro default__temp_table(name) -%}{{ name }}{%- endmacro %}
 
-{% macro duckdb__stitch_temp(name) -%}temp.main.{{ name }}{%- endmacro %}
+{% macro duckdb__temp_table(name) -%}temp.main.{{ name }}{%- endmacro %}
 
-{% macro postgres__stitch_temp(name) -%}pg_temp.{{ name }}{%- endmacro %}
+{% macro postgres__temp_table(name) -%}pg_temp.{{ name }}{%- endmacro %}
 
 {% macro drop_stitch_temps() -%}
   {%- for name in ['phasegate__stitch_region', 'phasegate__stitch_region_links'] %}
-  drop table if exists {{ phasegate.stitch_temp(name) }};
+  drop table if exists {{ phasegate.temp_table(name) }};
   {%- endfor %}
 {%- endmacro %}
 

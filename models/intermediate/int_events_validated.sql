@@ -249,10 +249,29 @@ fresh_against_stored as (
 
 {%- if not map_unchanged %}
 
-{#- Stored anonymous events whose identity now resolves to another customer (or to none), read
-    in one pass: they fill their own row groups (see `fresh`), so the scan reads only those.
-    Finding their keys first and reading the rows back by key read all 77 M stored keys a
-    second time (cold at 1M customers: 16.2 s for the whole select, against 10.5 s). #}
+{#- The anonymous ids whose stored events now resolve to another customer (or to none), with
+    the customer they resolve to. Stored anonymous events fill their own row groups (see
+    `fresh`), so the scans here and below read only those. Each id's customers are compared
+    once, not each event's: joining all 4.9 M stored anonymous events of a 1M-customer day to
+    the map and reading every column of each took 1.5-4 CPU-s more (BENCHMARKS.md). #}
+moved_anonymous_ids as (
+    select distinct s.anonymous_id, m.customer_id
+    from (
+        select distinct t.anonymous_id, t.customer_id
+        from {{ this }} as t
+        cross join watermark as w
+        where t.user_id is null
+            and t.anonymous_id is not null
+            and t.received_at < w.received_from
+    ) as s
+    left join {{ ref('int_identifiers_stitched') }} as m
+        on m.identifier_type = 'anonymous_id' and m.identifier_value = s.anonymous_id and m.within_limit
+    where coalesce(m.customer_id, '') <> coalesce(s.customer_id, '')
+),
+
+{#- Their stored events that resolve differently, read back by anonymous id: finding them by
+    event key instead read all 77 M stored keys a second time (cold at 1M customers: 16.2 s
+    for the whole select, against 10.5 s). #}
 re_resolved as (
     select
         case when t.quarantine_reason = 'missing_event_id' then null else t.event_row_id end as event_id,
@@ -267,12 +286,11 @@ re_resolved as (
         {%- endfor %}
     from {{ this }} as t
     cross join watermark as w
-    left join {{ ref('int_identifiers_stitched') }} as m
-        on m.identifier_type = 'anonymous_id' and m.identifier_value = t.anonymous_id and m.within_limit
+    inner join moved_anonymous_ids as x on x.anonymous_id = t.anonymous_id
     where t.user_id is null
         and t.anonymous_id is not null
         and t.received_at < w.received_from
-        and coalesce(m.customer_id, '') <> coalesce(t.customer_id, '')
+        and coalesce(x.customer_id, '') <> coalesce(t.customer_id, '')
 ),
 {%- endif %}
 

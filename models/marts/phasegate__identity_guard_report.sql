@@ -38,32 +38,10 @@ with stitched as (
 ),
 {%- if incremental %}
 
-remapped as (
-    select m.identifier_type, m.identifier_value
-    from {{ map }} as m
-    where m.customer_changed_batch > {{ state.map_after }}
-),
-
+{#- The identifiers to recompute, which the pre-hook (guard_prepare) wrote to a temporary
+    table, so that the joins below are planned on its real size. -#}
 affected as (
-    select e.type_a as identifier_type, coalesce(e.value_a, e.raw_a) as identifier_value
-    from {{ edges }} as e
-    where e.rebuilt_batch > {{ state.edges_after }}
-    union
-    select e.type_b, coalesce(e.value_b, e.raw_b)
-    from {{ edges }} as e
-    where e.rebuilt_batch > {{ state.edges_after }}
-    union
-    select identifier_type, identifier_value from remapped
-    union
-    select e.type_b, e.value_b
-    from {{ edges }} as e
-    inner join remapped as r on r.identifier_type = e.type_a and r.identifier_value = e.value_a
-    where e.drop_reason is null
-    union
-    select e.type_a, e.value_a
-    from {{ edges }} as e
-    inner join remapped as r on r.identifier_type = e.type_b and r.identifier_value = e.value_b
-    where e.drop_reason is null
+    select identifier_type, identifier_value from phasegate__guard_affected
 ),
 {%- endif %}
 
