@@ -253,7 +253,7 @@ fresh_against_stored as (
     the customer they resolve to. Stored anonymous events fill their own row groups (see
     `fresh`), so the scans here and below read only those. Each id's customers are compared
     once, not each event's: joining all 4.9 M stored anonymous events of a 1M-customer day to
-    the map and reading every column of each took 1.5-4 CPU-s more (BENCHMARKS.md). #}
+    the map and reading every column of each took 1.5-4.6 CPU-s more (BENCHMARKS.md). #}
 moved_anonymous_ids as (
     select distinct s.anonymous_id, m.customer_id
     from (
