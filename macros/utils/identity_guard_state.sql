@@ -66,7 +66,7 @@
     the map changed since it last read the map, and every identifier linked to one of those.
     As a CTE, DuckDB estimated them at millions (a union of five selects) and built the hash
     tables of their joins on all 7.8 M edges instead (1M customers: the report's select took
-    4.5-4.7 s, against 2.0-2.2 s and 0.9-1.2 s for this table). -#}
+    4.4-4.7 s, against 2.0-2.2 s and 0.9-1.2 s for this table). -#}
 {% macro guard_prepare() -%}
   {%- if execute and is_incremental() -%}
     {%- set state = phasegate.guard_mode() -%}
