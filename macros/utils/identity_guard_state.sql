@@ -1,8 +1,9 @@
 {#- Bookkeeping of the identity guard report (phasegate__identity_guard_report), which an
     incremental run updates only around the identifiers whose links or customers changed since
     it last read the edges and the identifier map: see that model. These macros decide how a run
-    builds it, and delete the tombstones of removed links (in edges) and of identifiers that
-    stopped mapping (in the map) once every reader has read them. -#}
+    builds it, write the identifiers it recomputes to a temporary table (pre-hook; temp_table()
+    is in identity_map_state.sql), and delete the tombstones of removed links (in edges) and of
+    identifiers that stopped mapping (in the map) once every reader has read them. -#}
 
 {#- What the report depends on besides its inputs: its hub limit and the version of its rules.
     A change recomputes every row. -#}
