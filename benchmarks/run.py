@@ -245,7 +245,7 @@ def step(name: str, cmd: list[str], env: dict) -> dict:
         "seconds": round(elapsed, 2),
         # User plus system CPU of the step's process tree: with 2 cores, wall time says how
         # well a step overlaps its work, CPU time how much work there is. The machine's speed
-        # moved the wall times of unchanged steps by up to 40% between sessions.
+        # moved the wall times of unchanged steps by up to half between sessions.
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024),
         # Blocks the process read from and wrote to disk (512-byte units; page-cache hits are
